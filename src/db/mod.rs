@@ -1,0 +1,341 @@
+//! The database layer: one code base for SQLite (embedded, the default) and
+//! PostgreSQL (production). The backend is chosen from the URL scheme, never by
+//! trying each driver in turn, so a PostgreSQL outage reports itself as such.
+
+mod migrations;
+pub mod schema;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+pub use migrations::{run_pending_migrations, MigrationError};
+
+/// A connection to either backend. Queries written once with diesel's DSL run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A validated `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    backend: Backend,
+    /// What the driver receives: the full URL for PostgreSQL, a file path for SQLite.
+    target: String,
+}
+
+impl DatabaseUrl {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// `true` for an in-memory SQLite database, which lives only as long as its one connection.
+    pub fn is_in_memory(&self) -> bool {
+        self.backend == Backend::Sqlite && self.target == ":memory:"
+    }
+
+    /// The string handed to the driver (contains the password for PostgreSQL: never log it).
+    pub fn driver_target(&self) -> &str {
+        &self.target
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self {
+                backend: Backend::Postgres,
+                target: raw.to_owned(),
+            });
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .unwrap_or(raw);
+        if path.is_empty() {
+            return Err("sqlite URL has no file path".into());
+        }
+        if path.contains("://") {
+            return Err(format!(
+                "unsupported scheme in `{}`: use postgres://, postgresql://, sqlite:// or a file path",
+                redact(raw)
+            ));
+        }
+        Ok(Self {
+            backend: Backend::Sqlite,
+            target: path.to_owned(),
+        })
+    }
+}
+
+/// Shows a database URL with its password replaced, safe for logs and error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.backend {
+            Backend::Postgres => f.write_str(&redact(&self.target)),
+            Backend::Sqlite => write!(f, "sqlite://{}", self.target),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// r2d2 manager that opens the backend named by the URL and prepares each new connection.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+    sqlite_busy_timeout: Duration,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.url.backend {
+            Backend::Postgres => PgConnection::establish(&self.url.target)
+                .map(DbConnection::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.url.target)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // Per-connection settings: SQLite forgets them when a connection closes.
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL;",
+                    self.sqlite_busy_timeout.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        match conn {
+            DbConnection::Postgres(c) => c.is_broken(),
+            DbConnection::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// Why a database call failed, before it becomes an API error.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection available: {0}")]
+    Unavailable(#[from] r2d2::PoolError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database task was cancelled")]
+    Cancelled,
+}
+
+/// The handle every capability uses to reach the database. Cheap to clone.
+///
+/// Diesel is blocking, so every call runs on tokio's blocking pool, never on an async worker.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+    /// SQLite allows one writer; taking this lock before a write transaction keeps
+    /// concurrent requests in this process from failing with SQLITE_BUSY when two
+    /// deferred transactions both try to upgrade to a write lock.
+    sqlite_writer: Arc<Mutex<()>>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Builds the pool without connecting: the first use reports an unreachable database.
+    pub fn new(url: &DatabaseUrl, options: &PoolOptions) -> Self {
+        let manager = ConnectionManager {
+            url: url.clone(),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        };
+        let mut builder = r2d2::Pool::builder()
+            .max_size(options.max_connections.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(options.acquire_timeout);
+        if url.is_in_memory() {
+            // Every in-memory connection is its own database: keep exactly one, forever.
+            builder = builder
+                .max_size(1)
+                .min_idle(Some(1))
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        Self {
+            pool: builder.build_unchecked(manager),
+            backend: url.backend(),
+            sqlite_writer: Arc::new(Mutex::new(())),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `work` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|_| E::from(DbError::Cancelled))?
+    }
+
+    /// Runs `work` inside one write transaction: all of it commits, or none of it.
+    pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+    {
+        let writer = self.sqlite_writer.clone();
+        let backend = self.backend;
+        self.run(move |conn| {
+            let _guard = match backend {
+                Backend::Sqlite => Some(writer.lock().unwrap_or_else(|p| p.into_inner())),
+                Backend::Postgres => None,
+            };
+            conn.transaction(work)
+        })
+        .await
+    }
+
+    /// Runs `work` with a connection on the current thread (CLI commands, start-up).
+    pub fn run_blocking<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let mut conn = self.pool.get().map_err(DbError::from)?;
+        work(&mut conn)
+    }
+
+    /// `Ok` when a connection can be had and answers a trivial query.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_schemes_select_postgres() {
+        for url in [
+            "postgres://u@h/db",
+            "postgresql://u:p@h:5432/db?sslmode=disable",
+        ] {
+            assert_eq!(
+                url.parse::<DatabaseUrl>().unwrap().backend(),
+                Backend::Postgres
+            );
+        }
+    }
+
+    #[test]
+    fn sqlite_forms_select_sqlite_and_strip_the_scheme() {
+        let cases = [
+            ("sqlite://simrenew.db", "simrenew.db"),
+            ("sqlite:///var/lib/simrenew.db", "/var/lib/simrenew.db"),
+            ("data/simrenew.db", "data/simrenew.db"),
+            (":memory:", ":memory:"),
+            ("sqlite://:memory:", ":memory:"),
+        ];
+        for (raw, target) in cases {
+            let url: DatabaseUrl = raw.parse().unwrap();
+            assert_eq!(url.backend(), Backend::Sqlite, "{raw}");
+            assert_eq!(url.driver_target(), target, "{raw}");
+        }
+        assert!(":memory:".parse::<DatabaseUrl>().unwrap().is_in_memory());
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_urls_are_refused() {
+        assert!("mysql://root@localhost/db".parse::<DatabaseUrl>().is_err());
+        assert!("".parse::<DatabaseUrl>().is_err());
+        assert!("sqlite://".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn display_never_shows_the_password() {
+        let url: DatabaseUrl = "postgres://app:s3cret@db:5432/simrenew".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://app:***@db:5432/simrenew");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let err = "mysql://app:s3cret@db/x"
+            .parse::<DatabaseUrl>()
+            .unwrap_err();
+        assert!(!err.contains("s3cret"));
+    }
+}

@@ -1,0 +1,11 @@
+//! simrenew: the renewal (top-up) backend for FM cards and eSIMs.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod openapi;
+pub mod telemetry;

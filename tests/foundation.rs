@@ -1,0 +1,184 @@
+//! The service's common ground, through HTTP: health, readiness, request ids, the
+//! problem+json error language for routing failures, metrics, and the API reference.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use common::{assert_problem, Backend, TestApp};
+
+on_both_backends!(
+    liveness_answers_with_a_generated_request_id,
+    a_sane_request_id_is_echoed_and_an_unsafe_one_replaced,
+    readiness_reports_the_backend,
+    an_unknown_route_is_a_404_problem,
+    a_wrong_method_is_a_405_problem_with_allow,
+    metrics_count_requests_by_route_pattern_and_status,
+    the_reference_and_its_assets_are_served_locally,
+);
+
+async fn liveness_answers_with_a_generated_request_id(app: TestApp) {
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+async fn a_sane_request_id_is_echoed_and_an_unsafe_one_replaced(app: TestApp) {
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "client-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-trace-42");
+
+    let too_long = "x".repeat(129);
+    let response = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("X-Request-Id", &too_long)
+        .send()
+        .await
+        .unwrap();
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(echoed, too_long);
+    let body = assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(
+        body["request_id"], echoed,
+        "the problem quotes the request id"
+    );
+}
+
+async fn readiness_reports_the_backend(app: TestApp) {
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let expected = match app.db.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(body["database"], expected);
+    assert_eq!(body["status"], "ready");
+}
+
+async fn an_unknown_route_is_a_404_problem(app: TestApp) {
+    let body = assert_problem(
+        app.get("/v1/no-such-thing").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/no-such-thing"));
+}
+
+async fn a_wrong_method_is_a_405_problem_with_allow(app: TestApp) {
+    let response = app.client.delete(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.headers()["allow"], "GET");
+    assert_problem(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+async fn metrics_count_requests_by_route_pattern_and_status(app: TestApp) {
+    app.get("/healthz").await;
+    app.get("/not/a/route/123").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"simrenew_http_requests_total{endpoint="/healthz",method="GET",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"endpoint="UNMATCHED",method="GET",status="404""#),
+        "unmatched paths share one label: {text}"
+    );
+    assert!(text.contains("simrenew_http_requests_duration_seconds_bucket"));
+    assert!(!text.contains("/not/a/route/123"));
+}
+
+async fn the_reference_and_its_assets_are_served_locally(app: TestApp) {
+    let redirect = app.get("/docs").await;
+    assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("://cdn"), "no CDN at run time");
+    let script = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(script.status(), StatusCode::OK);
+    let document = app.get("/openapi.json").await;
+    assert_eq!(document.status(), StatusCode::OK);
+    let served: Value = document.json().await.unwrap();
+    let generated: Value = serde_json::from_str(&simrenew::openapi::document_json()).unwrap();
+    assert_eq!(served, generated);
+}
+
+/// PostgreSQL stops accepting connections: `/readyz` turns 503, then 200 when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_database_going_away_and_coming_back() {
+    let Some(app) = TestApp::spawn_if_available(Backend::Postgres).await else {
+        return;
+    };
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    let name = app.db.postgres_name().unwrap().to_owned();
+    app.db.admin_sql(&format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+    ));
+
+    let response = app.get("/readyz").await;
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body = assert_problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("postgres"),
+        "no internals in the body: {detail}"
+    );
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        StatusCode::OK,
+        "still alive"
+    );
+
+    app.db
+        .admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = app.get("/readyz").await.status();
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} after the database returned"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
