@@ -14,6 +14,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::keys::KeyRing;
+use crate::auth::rate_limit::TokenRateLimits;
+use crate::auth::tokens::{TokenPolicy, TokenService};
+use crate::auth::{secrets, Authenticator};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::http::{extractors, fallback, metrics, request_id};
@@ -23,32 +27,52 @@ use crate::openapi::ApiDoc;
 pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
+    pub auth: Authenticator,
 }
 
 impl AppState {
-    pub fn new(settings: Settings) -> Self {
-        let db = Db::new(&settings.database_url, &settings.pool);
-        Self {
+    /// Prepares everything a request may need. Blocking: it may read or create the
+    /// token signing key in the database, so the schema must be migrated first.
+    pub fn load(settings: Settings, db: Db) -> Result<Self, String> {
+        let auth = &settings.auth;
+        let keys = db
+            .run_blocking(|conn| KeyRing::load(auth.algorithm, &auth.key_source, conn))
+            .map_err(|e| format!("token signing keys: {e}"))?;
+        let tokens = TokenService::new(
+            keys,
+            TokenPolicy {
+                issuer: auth.issuer.clone(),
+                audience: auth.audience.clone(),
+                lifetime: auth.token_lifetime,
+            },
+        );
+        let limits = TokenRateLimits::new(auth.token_rate_per_client, auth.token_rate_per_address);
+        let authenticator = Authenticator::new(tokens, limits, auth.credential_check_interval);
+        secrets::warm_up();
+        Ok(Self {
             db,
             settings: Arc::new(settings),
-        }
+            auth: authenticator,
+        })
     }
 }
 
 /// Every documented route, capability by capability.
 fn register_routes(cfg: &mut ServiceConfig) {
     cfg.configure(crate::health::configure)
-        .configure(metrics::configure);
+        .configure(metrics::configure)
+        .configure(crate::auth::routes::configure)
+        .configure(crate::partners::routes::configure);
 }
 
 /// The OpenAPI document, generated from the registered routes.
 pub fn api_document() -> utoipa::openapi::OpenApi {
-    App::new()
+    let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(register_routes)
-        .split_for_parts()
-        .1
+        .split_for_parts();
+    crate::openapi::finish(doc)
 }
 
 pub fn build_app(
@@ -68,6 +92,7 @@ pub fn build_app(
         .openapi(ApiDoc::openapi())
         .configure(register_routes)
         .split_for_parts();
+    let doc = crate::openapi::finish(doc);
     let route_table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
     app.app_data(state)
         .app_data(web::Data::new(metrics.registry.clone()))

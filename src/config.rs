@@ -2,10 +2,13 @@
 //! A bad value stops the process with one line naming the setting (clap does the naming).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::auth::keys::{JwtAlgorithm, KeySource, KeyText};
 use crate::db::{DatabaseUrl, PoolOptions};
 
 /// Where the data lives; shared by every subcommand.
@@ -59,6 +62,157 @@ pub struct LogArgs {
     pub log_filter: String,
 }
 
+/// How access tokens are signed and checked.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// The one algorithm tokens are signed and accepted with.
+    #[arg(long, env = "SIMRENEW_JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::EdDsa, global = true)]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// File with the signing key: a PKCS#8 PEM private key (EdDSA, RS256) or the HS256
+    /// secret. Without it (and without SIMRENEW_JWT_SIGNING_KEY) a key is generated once
+    /// and kept in the database.
+    #[arg(long, env = "SIMRENEW_JWT_SIGNING_KEY_FILE", global = true)]
+    pub jwt_signing_key_file: Option<PathBuf>,
+
+    /// The signing key itself, for platforms that inject secrets as variables.
+    #[arg(
+        long,
+        env = "SIMRENEW_JWT_SIGNING_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_signing_key: Option<String>,
+
+    /// Comma-separated files with previous public keys (PEM) or HS256 secrets whose tokens
+    /// are still accepted during a rotation.
+    #[arg(
+        long,
+        env = "SIMRENEW_JWT_PREVIOUS_KEY_FILES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jwt_previous_key_files: Vec<PathBuf>,
+
+    /// `iss` of issued tokens, required on verified ones.
+    #[arg(
+        long,
+        env = "SIMRENEW_JWT_ISSUER",
+        default_value = "simrenew",
+        global = true
+    )]
+    pub jwt_issuer: String,
+
+    /// `aud` of issued tokens, required on verified ones.
+    #[arg(
+        long,
+        env = "SIMRENEW_JWT_AUDIENCE",
+        default_value = "simrenew-api",
+        global = true
+    )]
+    pub jwt_audience: String,
+
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "SIMRENEW_TOKEN_TTL_S", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(60..=86_400), global = true)]
+    pub token_ttl_s: u64,
+
+    /// How long a credential check is cached, in seconds: the longest a revoked
+    /// credential's or a suspended partner's token keeps working.
+    #[arg(long, env = "SIMRENEW_CREDENTIAL_CHECK_S", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
+    pub credential_check_s: u64,
+
+    /// Token requests allowed per client id per minute (per process).
+    #[arg(
+        long,
+        env = "SIMRENEW_TOKEN_RATE_PER_CLIENT",
+        default_value = "20",
+        global = true
+    )]
+    pub token_rate_per_client: NonZeroU32,
+
+    /// Token requests allowed per source address per minute (per process).
+    #[arg(
+        long,
+        env = "SIMRENEW_TOKEN_RATE_PER_ADDRESS",
+        default_value = "120",
+        global = true
+    )]
+    pub token_rate_per_address: NonZeroU32,
+}
+
+fn read_key_file(path: &Path, setting: &str) -> Result<KeyText, String> {
+    std::fs::read_to_string(path)
+        .map(KeyText)
+        .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display()))
+}
+
+impl AuthArgs {
+    pub fn settings(&self) -> Result<AuthSettings, String> {
+        let signing = match (&self.jwt_signing_key_file, &self.jwt_signing_key) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "set SIMRENEW_JWT_SIGNING_KEY_FILE or SIMRENEW_JWT_SIGNING_KEY, not both"
+                        .into(),
+                )
+            }
+            (Some(path), None) => Some(read_key_file(path, "SIMRENEW_JWT_SIGNING_KEY_FILE")?),
+            (None, Some(text)) => Some(KeyText(text.clone())),
+            (None, None) => None,
+        };
+        let previous = self
+            .jwt_previous_key_files
+            .iter()
+            .map(|path| read_key_file(path, "SIMRENEW_JWT_PREVIOUS_KEY_FILES"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_source = match signing {
+            Some(signing) => KeySource::Configured { signing, previous },
+            None if previous.is_empty() => KeySource::Generated,
+            None => {
+                return Err("SIMRENEW_JWT_PREVIOUS_KEY_FILES needs a configured signing key".into())
+            }
+        };
+        Ok(AuthSettings {
+            algorithm: self.jwt_algorithm,
+            key_source,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            token_lifetime: Duration::from_secs(self.token_ttl_s),
+            credential_check_interval: Duration::from_secs(self.credential_check_s),
+            token_rate_per_client: self.token_rate_per_client,
+            token_rate_per_address: self.token_rate_per_address,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub algorithm: JwtAlgorithm,
+    pub key_source: KeySource,
+    pub issuer: String,
+    pub audience: String,
+    pub token_lifetime: Duration,
+    pub credential_check_interval: Duration,
+    pub token_rate_per_client: NonZeroU32,
+    pub token_rate_per_address: NonZeroU32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: JwtAlgorithm::EdDsa,
+            key_source: KeySource::Generated,
+            issuer: "simrenew".into(),
+            audience: "simrenew-api".into(),
+            token_lifetime: Duration::from_secs(900),
+            credential_check_interval: Duration::from_secs(5),
+            token_rate_per_client: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            token_rate_per_address: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
 /// Options of `simrenew serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -84,14 +238,16 @@ pub struct ServeArgs {
 pub struct Settings {
     pub database_url: DatabaseUrl,
     pub pool: PoolOptions,
+    pub auth: AuthSettings,
 }
 
 impl Settings {
-    pub fn from_args(database: &DatabaseArgs) -> Self {
-        Self {
+    pub fn from_args(database: &DatabaseArgs, auth: &AuthArgs) -> Result<Self, String> {
+        Ok(Self {
             database_url: database.database_url.clone(),
             pool: database.pool_options(),
-        }
+            auth: auth.settings()?,
+        })
     }
 
     /// Defaults for the given database: what tests and benchmarks start from.
@@ -102,6 +258,7 @@ impl Settings {
                 max_connections: 10,
                 acquire_timeout: Duration::from_secs(3),
             },
+            auth: AuthSettings::default(),
         }
     }
 }

@@ -141,6 +141,23 @@ pub struct Problem {
     pub request_id: Option<String>,
 }
 
+/// RFC 6749 §5.2 error codes, used only by the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    UnsupportedGrantType,
+    InvalidScope,
+}
+
+/// The token endpoint's error body, as RFC 6749 §5.2 requires (not problem+json).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    pub error: OAuthErrorCode,
+    pub error_description: String,
+}
+
 /// Every failure a request can meet.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -152,6 +169,14 @@ pub enum ApiError {
         errors: Vec<FieldError>,
         /// `Allow`, `WWW-Authenticate`, `Retry-After` and the like.
         headers: Vec<(header::HeaderName, HeaderValue)>,
+    },
+    /// A token endpoint failure, answered in RFC 6749's format.
+    #[error("oauth {error:?}: {description}")]
+    OAuth {
+        error: OAuthErrorCode,
+        description: String,
+        /// The client authenticated with HTTP Basic: a 401 then carries a Basic challenge.
+        basic_challenge: bool,
     },
     /// The database is unreachable: the client may retry.
     #[error("database unavailable: {0}")]
@@ -209,9 +234,21 @@ impl ApiError {
         self
     }
 
+    pub fn oauth(error: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self::OAuth {
+            error,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Problem { code, .. } => *code,
+            Self::OAuth { error, .. } => match error {
+                OAuthErrorCode::InvalidClient => ErrorCode::Unauthorized,
+                _ => ErrorCode::InvalidRequest,
+            },
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalError,
         }
@@ -240,6 +277,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::OAuth {
+            error,
+            description,
+            basic_challenge,
+        } = self
+        {
+            return oauth_response(self.code().status(), *error, description, *basic_challenge);
+        }
         let code = self.code();
         let (detail, errors, headers) = match self {
             Self::Problem {
@@ -248,6 +293,7 @@ impl ResponseError for ApiError {
                 headers,
                 ..
             } => (detail.clone(), errors.clone(), headers.clone()),
+            Self::OAuth { .. } => (String::new(), Vec::new(), Vec::new()),
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 (
@@ -282,6 +328,25 @@ impl ResponseError for ApiError {
         }
         response.json(problem)
     }
+}
+
+fn oauth_response(
+    status: StatusCode,
+    error: OAuthErrorCode,
+    description: &str,
+    basic_challenge: bool,
+) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    if basic_challenge && status == StatusCode::UNAUTHORIZED {
+        response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="simrenew""#));
+    }
+    response.json(OAuthError {
+        error,
+        error_description: description.to_owned(),
+    })
 }
 
 #[cfg(test)]

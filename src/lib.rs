@@ -1,6 +1,7 @@
 //! simrenew: the renewal (top-up) backend for FM cards and eSIMs.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -8,4 +9,6 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod openapi;
+pub mod pagination;
+pub mod partners;
 pub mod telemetry;

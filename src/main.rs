@@ -3,10 +3,13 @@
 use std::net::TcpListener;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use simrenew::app::{self, AppState, ServerOptions};
-use simrenew::config::{DatabaseArgs, LogArgs, ServeArgs, Settings};
+use simrenew::auth::scopes::ScopeSet;
+use simrenew::config::{AuthArgs, DatabaseArgs, LogArgs, ServeArgs, Settings};
+use simrenew::db::Db;
+use simrenew::partners::{self, model::NewPartner};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,6 +20,9 @@ use simrenew::config::{DatabaseArgs, LogArgs, ServeArgs, Settings};
 struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,
+
+    #[command(flatten)]
+    auth: AuthArgs,
 
     #[command(flatten)]
     log: LogArgs,
@@ -33,6 +39,29 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (the committed copy is `openapi/openapi.json`).
     Openapi,
+    /// Manage partners.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Create a partner with its first credential; prints partner_id, client_id and the
+    /// client_secret, which is shown this once. A fresh deployment's first admin: --scopes admin.
+    Create(PartnerCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct PartnerCreateArgs {
+    /// The partner's display name.
+    #[arg(long)]
+    name: String,
+    /// Space- or comma-separated scopes, e.g. "admin" or "catalog:read cards:read orders:write".
+    #[arg(long)]
+    scopes: ScopeSet,
+    /// Print one JSON object on stdout and nothing else.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -41,29 +70,30 @@ fn main() -> ExitCode {
         eprintln!("simrenew: {message}");
         return ExitCode::FAILURE;
     }
-    let settings = Settings::from_args(&cli.database);
-    let outcome = match cli.command {
-        Command::Serve(args) => serve(settings, args),
-        Command::Migrate => migrate(&AppState::new(settings)),
-        Command::Openapi => {
-            print!("{}", simrenew::openapi::document_json());
-            Ok(())
-        }
-    };
+    let outcome =
+        Settings::from_args(&cli.database, &cli.auth).and_then(|settings| match cli.command {
+            Command::Serve(args) => serve(settings, args),
+            Command::Migrate => {
+                migrate(&Db::new(&settings.database_url, &settings.pool), &settings)
+            }
+            Command::Openapi => {
+                print!("{}", simrenew::openapi::document_json());
+                Ok(())
+            }
+            Command::Partner(PartnerCommand::Create(args)) => create_partner(settings, args),
+        });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
             eprintln!("simrenew: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn migrate(state: &AppState) -> Result<(), String> {
-    let database = &state.settings.database_url;
-    let applied = state
-        .db
+fn migrate(db: &Db, settings: &Settings) -> Result<(), String> {
+    let database = &settings.database_url;
+    let applied = db
         .migrate()
         .map_err(|e| format!("cannot migrate {database}: {e}"))?;
     tracing::info!(%database, applied = applied.len(), "schema up to date");
@@ -71,10 +101,11 @@ fn migrate(state: &AppState) -> Result<(), String> {
 }
 
 fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
-    let state = AppState::new(settings);
+    let db = Db::new(&settings.database_url, &settings.pool);
     if !args.no_migrate {
-        migrate(&state)?;
+        migrate(&db, &settings)?;
     }
+    let state = AppState::load(settings, db)?;
     let listener = TcpListener::bind(args.bind)
         .map_err(|e| format!("cannot listen on {} (SIMRENEW_BIND): {e}", args.bind))?;
     let options = ServerOptions {
@@ -85,4 +116,36 @@ fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
     actix_web::rt::System::new()
         .block_on(async move { app::start(state, listener, options)?.await })
         .map_err(|e| format!("server stopped with an error: {e}"))
+}
+
+fn create_partner(settings: Settings, args: PartnerCreateArgs) -> Result<(), String> {
+    let db = Db::new(&settings.database_url, &settings.pool);
+    migrate(&db, &settings)?;
+    let input = NewPartner {
+        name: args.name,
+        scopes: args.scopes.to_vec(),
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
+    let created = runtime
+        .block_on(partners::create_partner(&db, input))
+        .map_err(|e| format!("cannot create the partner: {e}"))?;
+    if args.json {
+        let line = serde_json::to_string(&created).map_err(|e| e.to_string())?;
+        println!("{line}");
+    } else {
+        println!("partner_id:    {}", created.partner_id);
+        println!("client_id:     {}", created.client_id);
+        println!("client_secret: {}", created.client_secret);
+        println!(
+            "scopes:        {}",
+            created
+                .scopes
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        println!("The secret is shown only now; store it safely.");
+    }
+    Ok(())
 }

@@ -58,6 +58,14 @@ fn every_operation_has_a_unique_id_a_tag_and_a_summary() {
             operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
             "{method} {path} has no summary"
         );
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{method} {path} {status} has no description"
+            );
+        }
     }
     assert!(!ids.is_empty());
 }
@@ -70,10 +78,46 @@ fn error_responses_use_the_problem_schema() {
             if !status.starts_with('4') && !status.starts_with('5') {
                 continue;
             }
+            if path == "/v1/oauth/token" && (status == "400" || status == "401") {
+                // RFC 6749 §5.2 prescribes the token endpoint's error body.
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/OAuthError");
+                continue;
+            }
             let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
             assert_eq!(
                 schema, "#/components/schemas/Problem",
                 "{method} {path} {status} must answer problem+json"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_protected_operation_names_its_scope_and_documents_401_and_403() {
+    let doc = document();
+    for (method, path, operation) in operations(&doc) {
+        let Some(requirements) = operation["security"].as_array() else {
+            panic!("{method} {path} says nothing about security");
+        };
+        let scopes: Vec<&Value> = requirements
+            .iter()
+            .filter_map(|r| r.as_object())
+            .flat_map(|r| r.values())
+            .collect();
+        if scopes.is_empty() {
+            continue; // public: `security: [{}]`
+        }
+        assert!(
+            scopes
+                .iter()
+                .all(|s| s.as_array().is_some_and(|a| !a.is_empty())),
+            "{method} {path} lists a scheme without its scope"
+        );
+        for status in ["401", "403"] {
+            assert!(
+                operation["responses"][status].is_object(),
+                "{method} {path} does not document {status}"
             );
         }
     }

@@ -37,6 +37,7 @@ pub struct Readiness {
 #[utoipa::path(
     operation_id = "get_liveness",
     tag = "operations",
+    security(()),
     responses((status = 200, description = "The process is serving requests.", body = Liveness))
 )]
 #[get("/healthz")]
@@ -48,6 +49,7 @@ async fn liveness() -> HttpResponse {
 #[utoipa::path(
     operation_id = "get_readiness",
     tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "Ready: the database answers.", body = Readiness),
         (status = 503, description = "Not ready: the database does not answer.", body = Problem,

@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[utoipa::path(
     operation_id = "get_metrics",
     tag = "operations",
+    security(()),
     responses((status = 200, description = "Prometheus text format 0.0.4.", body = String,
                content_type = "text/plain; version=0.0.4"))
 )]

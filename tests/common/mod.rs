@@ -10,8 +10,10 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
 
 use simrenew::app::{self, AppState, ServerOptions};
+use simrenew::auth::scopes::Scope;
 use simrenew::config::Settings;
-use simrenew::db::DatabaseUrl;
+use simrenew::db::{DatabaseUrl, Db};
+use simrenew::partners::{self, model::NewPartner};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -155,8 +157,19 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     pub base_url: String,
     pub client: Client,
-    pub db: TestDatabase,
+    /// The test's database; shared with any second instance started on it.
+    pub db: std::sync::Arc<TestDatabase>,
+    /// The service's own handle on it, for setting up state through library calls.
+    pub store: Db,
     server: actix_web::dev::ServerHandle,
+}
+
+/// A partner created for a test, with its one credential.
+#[derive(Debug, Clone)]
+pub struct TestPartner {
+    pub id: String,
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 impl TestApp {
@@ -171,16 +184,27 @@ impl TestApp {
             .await
             .expect("create database")?;
         let settings = Settings::for_database(db.url.clone());
-        Some(Self::spawn_on(db, settings).await)
+        Some(Self::spawn_on(std::sync::Arc::new(db), settings).await)
     }
 
-    pub async fn spawn_on(db: TestDatabase, settings: Settings) -> Self {
-        let state = AppState::new(settings);
-        let migrated = {
-            let db = state.db.clone();
-            tokio::task::spawn_blocking(move || db.migrate()).await
-        };
-        migrated.expect("migrate task").expect("migrations apply");
+    /// Another instance on the same database (as a second process would be).
+    pub async fn spawn_sibling(&self, settings: Settings) -> Self {
+        Self::spawn_on(self.db.clone(), settings).await
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::for_database(self.db.url.clone())
+    }
+
+    pub async fn spawn_on(db: std::sync::Arc<TestDatabase>, settings: Settings) -> Self {
+        let state = tokio::task::spawn_blocking(move || {
+            let store = Db::new(&settings.database_url, &settings.pool);
+            store.migrate().expect("migrations apply");
+            AppState::load(settings, store).expect("state loads")
+        })
+        .await
+        .expect("start-up task");
+        let store = state.db.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let options = ServerOptions {
@@ -197,8 +221,96 @@ impl TestApp {
                 .build()
                 .expect("client"),
             db,
+            store,
             server: handle,
         }
+    }
+
+    /// Creates a partner directly (as `simrenew partner create` does).
+    pub async fn create_partner(&self, name: &str, scopes: &[Scope]) -> TestPartner {
+        let created = partners::create_partner(
+            &self.store,
+            NewPartner {
+                name: name.to_owned(),
+                scopes: scopes.to_vec(),
+            },
+        )
+        .await
+        .expect("create partner");
+        TestPartner {
+            id: created.partner_id.to_string(),
+            client_id: created.client_id,
+            client_secret: created.client_secret,
+        }
+    }
+
+    /// Fetches an access token the way a client does (form body).
+    pub async fn token_for(&self, partner: &TestPartner) -> String {
+        let response = self
+            .client
+            .post(self.url("/v1/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &partner.client_id),
+                ("client_secret", &partner.client_secret),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "token for {}",
+            partner.client_id
+        );
+        let body: Value = response.json().await.expect("token body");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// An admin partner's token.
+    pub async fn admin_token(&self) -> String {
+        let admin = self.create_partner("Operator", &[Scope::Admin]).await;
+        self.token_for(&admin).await
+    }
+
+    /// A partner with every partner scope, and its token.
+    pub async fn partner_with_token(&self, name: &str) -> (TestPartner, String) {
+        let partner = self
+            .create_partner(
+                name,
+                &[
+                    Scope::CatalogRead,
+                    Scope::CardsRead,
+                    Scope::OrdersRead,
+                    Scope::OrdersWrite,
+                    Scope::WalletRead,
+                ],
+            )
+            .await;
+        let token = self.token_for(&partner).await;
+        (partner, token)
+    }
+
+    pub async fn get_with(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -242,6 +354,80 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
         "{body}"
     );
     body
+}
+
+/// A `simrenew serve` process of the built binary, killed when dropped.
+pub struct Process {
+    pub base_url: String,
+    child: std::process::Child,
+}
+
+impl Process {
+    /// Starts `simrenew serve` on a free port and waits until `/readyz` answers 200.
+    pub async fn serve(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_simrenew"))
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+                "2",
+            ])
+            .env("DATABASE_URL", database_url)
+            .env("SIMRENEW_LOG", "warn")
+            .envs(extra_env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn simrenew serve");
+        let process = Self {
+            base_url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let client = Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready = client
+                .get(format!("{}/readyz", process.base_url))
+                .send()
+                .await
+                .map(|r| r.status() == StatusCode::OK)
+                .unwrap_or(false);
+            if ready {
+                return process;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "simrenew serve did not become ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a `simrenew` command to completion; returns its stdout, panicking on failure.
+pub fn cli(database_url: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_simrenew"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run simrenew");
+    assert!(
+        output.status.success(),
+        "simrenew {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 stdout")
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ CREATE INDEX partner_credentials_partner ON partner_credentials (partner_id);
 -- Token signing keys generated when none are configured, shared by every instance.
 CREATE TABLE signing_keys (
     kid          TEXT PRIMARY KEY,
-    algorithm    TEXT NOT NULL,
+    -- one generated key per algorithm: instances starting together converge on one row
+    algorithm    TEXT NOT NULL UNIQUE,
     private_key  TEXT NOT NULL,
     public_key   TEXT NOT NULL,
     created_at   TIMESTAMP NOT NULL

@@ -1,0 +1,166 @@
+//! Partner and credential queries. Every function takes a connection; the caller
+//! decides the transaction.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::model::{CredentialRow, PartnerRow, PartnerStatus};
+use crate::auth::scopes::ScopeSet;
+use crate::db::schema::{partner_credentials, partners};
+use crate::db::DbConnection;
+use crate::pagination::PageRequest;
+
+pub fn insert_partner(
+    conn: &mut DbConnection,
+    id: &str,
+    name: &str,
+    scopes: &ScopeSet,
+    now: NaiveDateTime,
+) -> QueryResult<PartnerRow> {
+    diesel::insert_into(partners::table)
+        .values((
+            partners::id.eq(id),
+            partners::name.eq(name),
+            partners::status.eq(PartnerStatus::Active.as_str()),
+            partners::scopes.eq(scopes.to_string()),
+            partners::created_at.eq(now),
+            partners::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    find_partner(conn, id)?.ok_or(diesel::result::Error::NotFound)
+}
+
+pub fn insert_credential(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    client_id: &str,
+    secret_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(partner_credentials::table)
+        .values((
+            partner_credentials::client_id.eq(client_id),
+            partner_credentials::partner_id.eq(partner_id),
+            partner_credentials::secret_hash.eq(secret_hash),
+            partner_credentials::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn find_partner(conn: &mut DbConnection, id: &str) -> QueryResult<Option<PartnerRow>> {
+    partners::table
+        .find(id)
+        .select(PartnerRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_partners(conn: &mut DbConnection, page: &PageRequest) -> QueryResult<Vec<PartnerRow>> {
+    let mut query = partners::table
+        .select(PartnerRow::as_select())
+        .order(partners::id.asc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(after) = &page.after {
+        query = query.filter(partners::id.gt(after.clone()));
+    }
+    query.load(conn)
+}
+
+/// Sets the status; `None` when there is no such partner.
+pub fn set_partner_status(
+    conn: &mut DbConnection,
+    id: &str,
+    status: PartnerStatus,
+    now: NaiveDateTime,
+) -> QueryResult<Option<PartnerRow>> {
+    let updated = diesel::update(partners::table.find(id))
+        .set((
+            partners::status.eq(status.as_str()),
+            partners::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    find_partner(conn, id)
+}
+
+pub fn list_credentials(
+    conn: &mut DbConnection,
+    partner_id: &str,
+) -> QueryResult<Vec<CredentialRow>> {
+    partner_credentials::table
+        .filter(partner_credentials::partner_id.eq(partner_id))
+        .select(CredentialRow::as_select())
+        .order((
+            partner_credentials::created_at.asc(),
+            partner_credentials::client_id.asc(),
+        ))
+        .load(conn)
+}
+
+/// Revokes a credential of this partner; `false` when the partner has no such credential.
+/// Revoking twice keeps the first revocation time.
+pub fn revoke_credential(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    client_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let owned = partner_credentials::table
+        .filter(partner_credentials::partner_id.eq(partner_id))
+        .filter(partner_credentials::client_id.eq(client_id));
+    let exists = owned.count().get_result::<i64>(conn)? > 0;
+    if exists {
+        diesel::update(owned.filter(partner_credentials::revoked_at.is_null()))
+            .set(partner_credentials::revoked_at.eq(now))
+            .execute(conn)?;
+    }
+    Ok(exists)
+}
+
+/// What the token endpoint needs to know about a client id.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub partner_id: String,
+    pub secret_hash: String,
+    /// The credential is not revoked and its partner is active.
+    pub usable: bool,
+    pub partner_scopes: ScopeSet,
+}
+
+pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<ClientRecord>> {
+    let row = partner_credentials::table
+        .inner_join(partners::table)
+        .filter(partner_credentials::client_id.eq(client_id))
+        .select((
+            partner_credentials::partner_id,
+            partner_credentials::secret_hash,
+            partner_credentials::revoked_at,
+            partners::status,
+            partners::scopes,
+        ))
+        .first::<(String, String, Option<NaiveDateTime>, String, String)>(conn)
+        .optional()?;
+    Ok(row.map(
+        |(partner_id, secret_hash, revoked_at, status, scopes)| ClientRecord {
+            partner_id,
+            secret_hash,
+            usable: revoked_at.is_none()
+                && PartnerStatus::from_db(&status) == PartnerStatus::Active,
+            partner_scopes: scopes.parse().unwrap_or_default(),
+        },
+    ))
+}
+
+/// Whether tokens issued to `client_id` for `partner_id` may still be used.
+pub fn credential_usable(
+    conn: &mut DbConnection,
+    client_id: &str,
+    partner_id: &str,
+) -> QueryResult<bool> {
+    Ok(find_client(conn, client_id)?
+        .is_some_and(|client| client.usable && client.partner_id == partner_id))
+}
