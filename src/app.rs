@@ -28,6 +28,7 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub auth: Authenticator,
+    pub catalog: crate::catalog::CatalogCache,
 }
 
 impl AppState {
@@ -53,6 +54,7 @@ impl AppState {
             db,
             settings: Arc::new(settings),
             auth: authenticator,
+            catalog: crate::catalog::CatalogCache::default(),
         })
     }
 }
@@ -62,7 +64,9 @@ fn register_routes(cfg: &mut ServiceConfig) {
     cfg.configure(crate::health::configure)
         .configure(metrics::configure)
         .configure(crate::auth::routes::configure)
-        .configure(crate::partners::routes::configure);
+        .configure(crate::partners::routes::configure)
+        .configure(crate::catalog::routes::configure)
+        .configure(crate::catalog::devices::configure);
 }
 
 /// The OpenAPI document, generated from the registered routes.

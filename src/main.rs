@@ -42,6 +42,19 @@ enum Command {
     /// Manage partners.
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// Manage the plan catalog.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PlansCommand {
+    /// Load or update plans from a JSON file: an array of plans shaped like the body of
+    /// `POST /v1/admin/plans`. Idempotent by `code`; all or nothing.
+    Import {
+        /// The JSON file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +94,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Partner(PartnerCommand::Create(args)) => create_partner(settings, args),
+            Command::Plans(PlansCommand::Import { file }) => import_plans(settings, &file),
         });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,17 +132,57 @@ fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("server stopped with an error: {e}"))
 }
 
-fn create_partner(settings: Settings, args: PartnerCreateArgs) -> Result<(), String> {
+/// Opens the database for an operator command, bringing the schema up to date first.
+fn operator_db(settings: &Settings) -> Result<Db, String> {
     let db = Db::new(&settings.database_url, &settings.pool);
-    migrate(&db, &settings)?;
+    migrate(&db, settings)?;
+    Ok(db)
+}
+
+/// Runs an operator command's async work to completion on a small runtime.
+fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, String> {
+    tokio::runtime::Runtime::new()
+        .map(|runtime| runtime.block_on(work))
+        .map_err(|e| format!("cannot start: {e}"))
+}
+
+/// Turns a validation failure into one line per field, for the terminal.
+fn describe(err: simrenew::error::ApiError) -> String {
+    match err {
+        simrenew::error::ApiError::Problem { detail, errors, .. } if !errors.is_empty() => {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  {}: {}", e.field, e.message))
+                .collect();
+            format!("{detail}\n{}", lines.join("\n"))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn import_plans(settings: Settings, file: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let plans: Vec<simrenew::catalog::model::NewPlan> = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a JSON array of plans: {e}", file.display()))?;
+    let db = operator_db(&settings)?;
+    let summary = block_on(simrenew::catalog::import_plans(&db, plans))?
+        .map_err(|e| format!("nothing imported: {}", describe(e)))?;
+    println!(
+        "{}",
+        serde_json::to_string(&summary).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn create_partner(settings: Settings, args: PartnerCreateArgs) -> Result<(), String> {
+    let db = operator_db(&settings)?;
     let input = NewPartner {
         name: args.name,
         scopes: args.scopes.to_vec(),
     };
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
-    let created = runtime
-        .block_on(partners::create_partner(&db, input))
-        .map_err(|e| format!("cannot create the partner: {e}"))?;
+    let created = block_on(partners::create_partner(&db, input))?
+        .map_err(|e| format!("cannot create the partner: {}", describe(e)))?;
     if args.json {
         let line = serde_json::to_string(&created).map_err(|e| e.to_string())?;
         println!("{line}");

@@ -24,7 +24,8 @@ integer amount in the currency's minor unit with an ISO 4217 code. Every error i
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "OAuth2 client credentials: exchange a client id and secret for a short-lived bearer token."),
-        (name = "admin", description = "Operator endpoints (scope `admin`): partners and their credentials."),
+        (name = "catalog", description = "The plans on sale and device eSIM compatibility (scope `catalog:read`)."),
+        (name = "admin", description = "Operator endpoints (scope `admin`): partners, credentials, plans, devices."),
         (name = "operations", description = "Liveness, readiness and metrics for the platform running the service."),
     )
 )]

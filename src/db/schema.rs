@@ -33,4 +33,68 @@ diesel::table! {
 
 diesel::joinable!(partner_credentials -> partners (partner_id));
 
-diesel::allow_tables_to_appear_in_same_query!(partners, partner_credentials, signing_keys);
+diesel::table! {
+    plans (id) {
+        id -> Text,
+        code -> Text,
+        name -> Text,
+        description -> Text,
+        fits_fm -> Bool,
+        fits_esim -> Bool,
+        period -> Text,
+        validity_days -> Integer,
+        data_bytes -> Nullable<BigInt>,
+        voice_minutes -> Integer,
+        sms -> Integer,
+        region -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plan_countries (plan_id, country) {
+        plan_id -> Text,
+        country -> Text,
+    }
+}
+
+diesel::table! {
+    plan_prices (plan_id, currency) {
+        plan_id -> Text,
+        currency -> Text,
+        amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    catalog_version (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    devices (model_key) {
+        model_key -> Text,
+        model -> Text,
+        esim_supported -> Bool,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(plan_countries -> plans (plan_id));
+diesel::joinable!(plan_prices -> plans (plan_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    partners,
+    partner_credentials,
+    signing_keys,
+    plans,
+    plan_countries,
+    plan_prices,
+    catalog_version,
+    devices,
+);

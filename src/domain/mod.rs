@@ -1,6 +1,10 @@
 //! Value types that validate on construction: once you hold one, it is valid.
 
+pub mod card_type;
+pub mod country;
 pub mod money;
 pub mod time;
 
+pub use card_type::CardType;
+pub use country::Country;
 pub use money::{Currency, Money};

@@ -1,0 +1,71 @@
+# Shared by the bench/*.sh scripts: build, start a release server, get a token, run wrk.
+# Load is sent only to 127.0.0.1; every run is bounded by DURATION.
+
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/simrenew-target}"
+BIN="$CARGO_TARGET_DIR/release/simrenew"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+PORT="${PORT:-18181}"
+BASE="http://127.0.0.1:$PORT"
+WORK="$(mktemp -d)"
+SERVER_PID=""
+
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need_wrk() {
+  command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+}
+
+build_release() {
+  (cd "$ROOT" && cargo build --release --quiet)
+}
+
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+
+# start_server: serves $DATABASE_URL on $PORT and waits until ready.
+start_server() {
+  SIMRENEW_LOG=warn "$BIN" serve --bind "127.0.0.1:$PORT" > "$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fs "$BASE/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  cat "$WORK/server.log"; echo "server did not start" >&2; exit 1
+}
+
+# token SCOPES: creates a partner with SCOPES and prints an access token for it.
+token() {
+  local created client_id client_secret
+  created="$("$BIN" partner create --name "bench $RANDOM" --scopes "$1" --json 2>/dev/null)"
+  client_id="$(echo "$created" | json_field client_id)"
+  client_secret="$(echo "$created" | json_field client_secret)"
+  curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials "$BASE/v1/oauth/token" | json_field access_token
+}
+
+# measure NAME URL [header]: runs wrk, prints "NAME req/s p50 p99", keeps req/s in
+# $WORK/<NAME with non-alphanumerics as _>.rps.
+measure() {
+  local name="$1" url="$2" header="${3:-}" out
+  if [ -n "$header" ]; then
+    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$header" "$url")"
+  else
+    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")"
+  fi
+  local key
+  key="$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_')"
+  echo "$out" > "$WORK/$key.wrk"
+  if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "$name: non-2xx answers" >&2; exit 1; fi
+  local rps p50 p99
+  rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
+  p50="$(echo "$out" | awk '$1 == "50%" {print $2}')"
+  p99="$(echo "$out" | awk '$1 == "99%" {print $2}')"
+  printf '%-28s %12s req/s   p50 %9s   p99 %9s\n' "$name" "$rps" "$p50" "$p99"
+  echo "$rps" > "$WORK/$key.rps"
+}

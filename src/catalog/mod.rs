@@ -1,0 +1,261 @@
+//! The plan catalog: what a card can be renewed with, filtered the way subscribers shop
+//! (card type, destination, period, currency), paged stably and cheap to cache.
+
+pub mod devices;
+pub mod model;
+pub mod routes;
+pub mod store;
+
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use mini_moka::sync::Cache;
+use serde::Serialize;
+
+use crate::db::{Db, DbConnection};
+use crate::domain::time;
+use crate::error::{ApiError, FieldError};
+use crate::pagination::PageRequest;
+use model::{NewPlan, Plan, PlanFilter, PlanList, PlanPatch, PlanRow, PlanSpec};
+
+/// Rendered catalog pages, keyed by catalog version and request. A change anywhere bumps
+/// the version, so an entry is never served for a catalog it does not show; the version
+/// is read on every request, so the staleness bound is zero.
+pub struct CatalogCache {
+    pages: Cache<(i64, String), Bytes>,
+}
+
+impl Default for CatalogCache {
+    fn default() -> Self {
+        Self {
+            pages: Cache::builder()
+                .max_capacity(2_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+}
+
+fn conflict_code(code: &str) -> ApiError {
+    ApiError::conflict(format!("a plan with code `{code}` already exists"))
+}
+
+fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+fn one_plan(conn: &mut DbConnection, row: PlanRow) -> Result<Plan, ApiError> {
+    store::with_details(conn, vec![row])?
+        .pop()
+        .ok_or_else(|| ApiError::internal("plan vanished while being read"))
+}
+
+/// Adds a plan to the catalog. A code already taken is `409 conflict`.
+pub async fn create_plan(db: &Db, input: NewPlan) -> Result<Plan, ApiError> {
+    let spec = input.validate("").map_err(ApiError::validation)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = time::to_db(time::now());
+    db.transaction(move |conn| {
+        if store::find_by_code(conn, &spec.code)?.is_some() {
+            return Err(conflict_code(&spec.code));
+        }
+        match store::insert_plan(conn, &id, &spec, now) {
+            Err(e) if is_unique_violation(&e) => return Err(conflict_code(&spec.code)),
+            other => other?,
+        }
+        let row = store::find_by_id(conn, &id)?
+            .ok_or_else(|| ApiError::internal("inserted plan not found"))?;
+        one_plan(conn, row)
+    })
+    .await
+}
+
+pub async fn update_plan(db: &Db, id: uuid::Uuid, patch: PlanPatch) -> Result<Plan, ApiError> {
+    let spec = patch.validate()?;
+    let now = time::to_db(time::now());
+    db.transaction(move |conn| {
+        let key = id.to_string();
+        if !store::update_plan(conn, &key, &spec, now)? {
+            return Err(ApiError::not_found(format!("no plan {id}")));
+        }
+        let row = store::find_by_id(conn, &key)?
+            .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
+        one_plan(conn, row)
+    })
+    .await
+}
+
+pub async fn retire_plan(db: &Db, id: uuid::Uuid) -> Result<Plan, ApiError> {
+    let now = time::to_db(time::now());
+    db.transaction(move |conn| {
+        let key = id.to_string();
+        if !store::retire_plan(conn, &key, now)? {
+            return Err(ApiError::not_found(format!("no plan {id}")));
+        }
+        let row = store::find_by_id(conn, &key)?
+            .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
+        one_plan(conn, row)
+    })
+    .await
+}
+
+/// Any plan by id, retired ones included (orders and terms keep pointing at them).
+pub async fn get_plan(db: &Db, id: uuid::Uuid) -> Result<(i64, Plan), ApiError> {
+    db.run(move |conn| {
+        let version = store::catalog_version(conn)?;
+        let row = store::find_by_id(conn, &id.to_string())?
+            .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
+        Ok((version, one_plan(conn, row)?))
+    })
+    .await
+}
+
+pub async fn catalog_version(db: &Db) -> Result<i64, ApiError> {
+    db.run(|conn| store::catalog_version(conn).map_err(ApiError::from))
+        .await
+}
+
+/// One page of the active catalog as JSON, from the cache when this version of it was
+/// rendered before.
+pub async fn plan_page(
+    db: &Db,
+    cache: &CatalogCache,
+    version: i64,
+    filter: PlanFilter,
+    page: PageRequest,
+) -> Result<Bytes, ApiError> {
+    let key = (version, format!("{filter:?}|{page:?}"));
+    if let Some(body) = cache.pages.get(&key) {
+        return Ok(body);
+    }
+    let (body, read_at_version) = db
+        .run(move |conn| {
+            let rows = store::list_active(conn, &filter, &page)?;
+            let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
+            let data = store::with_details(conn, rows)?;
+            let body =
+                serde_json::to_vec(&PlanList { data, next_cursor }).map_err(ApiError::internal)?;
+            // Only a page read entirely at the version it is filed under may be cached.
+            Ok::<_, ApiError>((Bytes::from(body), store::catalog_version(conn)?))
+        })
+        .await?;
+    if read_at_version == version {
+        cache.pages.insert(key, body.clone());
+    }
+    Ok(body)
+}
+
+/// What `simrenew plans import` did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportSummary {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// The parts of a plan a purchase depends on; an import may not change them under an
+/// existing code (create a new code instead).
+fn fixed_terms_differ(row: &PlanRow, spec: &PlanSpec) -> bool {
+    use crate::domain::CardType;
+    row.fits_fm != spec.card_types.contains(&CardType::Fm)
+        || row.fits_esim != spec.card_types.contains(&CardType::Esim)
+        || row.period != spec.period.as_str()
+        || row.validity_days != spec.validity_days
+        || row.data_bytes != spec.data_bytes
+        || row.voice_minutes != spec.voice_minutes
+        || row.sms != spec.sms
+}
+
+/// Loads or updates plans in bulk, idempotent by code, all or nothing.
+pub async fn import_plans(db: &Db, plans: Vec<NewPlan>) -> Result<ImportSummary, ApiError> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut specs = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        match plan.validate(&format!("plans[{i}].")) {
+            Ok(spec) => specs.push(spec),
+            Err(mut list) => errors.append(&mut list),
+        }
+    }
+    let mut codes = std::collections::HashSet::new();
+    for (i, spec) in specs.iter().enumerate() {
+        if !codes.insert(spec.code.clone()) {
+            errors.push(FieldError::new(
+                format!("plans[{i}].code"),
+                "appears twice in the file",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let now = time::to_db(time::now());
+    db.transaction(move |conn| {
+        let mut summary = ImportSummary::default();
+        let mut conflicts = Vec::new();
+        for (i, spec) in specs.into_iter().enumerate() {
+            match store::find_by_code(conn, &spec.code)? {
+                None => {
+                    store::insert_plan(conn, &uuid::Uuid::now_v7().to_string(), &spec, now)?;
+                    summary.created += 1;
+                }
+                Some(row) if fixed_terms_differ(&row, &spec) => conflicts.push(FieldError::new(
+                    format!("plans[{i}].code"),
+                    format!(
+                        "`{}` exists with other card types, period or allowances; use a new code",
+                        spec.code
+                    ),
+                )),
+                Some(row) => {
+                    let existing = one_plan(conn, row.clone())?;
+                    let prices: Vec<_> = spec
+                        .prices
+                        .iter()
+                        .map(|(c, a)| (c.code().to_owned(), *a))
+                        .collect();
+                    let current: Vec<_> = existing
+                        .prices
+                        .iter()
+                        .map(|p| (p.currency.clone(), p.amount))
+                        .collect();
+                    let same = existing.name == spec.name
+                        && existing.description == spec.description
+                        && existing.region == spec.region
+                        && existing
+                            .coverage
+                            .iter()
+                            .copied()
+                            .collect::<std::collections::BTreeSet<_>>()
+                            == spec.coverage
+                        && current == prices;
+                    if same {
+                        summary.unchanged += 1;
+                        continue;
+                    }
+                    let patch = model::PatchSpec {
+                        name: Some(spec.name),
+                        description: Some(spec.description),
+                        prices: Some(spec.prices),
+                        coverage: Some(spec.coverage),
+                        region: spec.region,
+                    };
+                    store::update_plan(conn, &row.id, &patch, now)?;
+                    summary.updated += 1;
+                }
+            }
+        }
+        if conflicts.is_empty() {
+            Ok(summary)
+        } else {
+            Err(ApiError::validation(conflicts))
+        }
+    })
+    .await
+}
+
+/// The demo catalog shipped with the binary (`serve --demo`, benchmarks).
+pub fn demo_plans() -> Result<Vec<NewPlan>, String> {
+    serde_json::from_str(include_str!("demo_plans.json")).map_err(|e| format!("demo catalog: {e}"))
+}
