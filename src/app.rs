@@ -66,7 +66,9 @@ fn register_routes(cfg: &mut ServiceConfig) {
         .configure(crate::auth::routes::configure)
         .configure(crate::partners::routes::configure)
         .configure(crate::catalog::routes::configure)
-        .configure(crate::catalog::devices::configure);
+        .configure(crate::catalog::devices::configure)
+        .configure(crate::cards::routes::configure)
+        .configure(crate::usage::routes::configure);
 }
 
 /// The OpenAPI document, generated from the registered routes.

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cards;
 pub mod catalog;
 pub mod config;
 pub mod db;
@@ -13,3 +14,4 @@ pub mod openapi;
 pub mod pagination;
 pub mod partners;
 pub mod telemetry;
+pub mod usage;

@@ -45,6 +45,22 @@ enum Command {
     /// Manage the plan catalog.
     #[command(subcommand)]
     Plans(PlansCommand),
+    /// Manage cards.
+    #[command(subcommand)]
+    Cards(CardsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CardsCommand {
+    /// Register cards for a partner from a CSV file with the header
+    /// `iccid,card_type,msisdn,eid` (msisdn and eid may be empty). All or nothing.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// The partner that will own the cards.
+        #[arg(long)]
+        partner: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +111,9 @@ fn main() -> ExitCode {
             }
             Command::Partner(PartnerCommand::Create(args)) => create_partner(settings, args),
             Command::Plans(PlansCommand::Import { file }) => import_plans(settings, &file),
+            Command::Cards(CardsCommand::Import { file, partner }) => {
+                import_cards(settings, &file, partner)
+            }
         });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -172,6 +191,34 @@ fn import_plans(settings: Settings, file: &std::path::Path) -> Result<(), String
         "{}",
         serde_json::to_string(&summary).map_err(|e| e.to_string())?
     );
+    Ok(())
+}
+
+fn import_cards(
+    settings: Settings,
+    file: &std::path::Path,
+    partner: uuid::Uuid,
+) -> Result<(), String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut cards = Vec::new();
+    for (i, row) in reader
+        .deserialize::<simrenew::cards::model::NewCard>()
+        .enumerate()
+    {
+        // Line numbers count the header as line 1.
+        cards.push(row.map_err(|e| format!("{} line {}: {e}", file.display(), i + 2))?);
+    }
+    let db = operator_db(&settings)?;
+    let imported = block_on(simrenew::cards::import_cards(&db, partner, cards))?.map_err(|e| {
+        format!(
+            "nothing imported (cards[N] is data line N+2): {}",
+            describe(e)
+        )
+    })?;
+    println!("{}", serde_json::json!({ "imported": imported }));
     Ok(())
 }
 

@@ -25,6 +25,8 @@ integer amount in the currency's minor unit with an ISO 4217 code. Every error i
     tags(
         (name = "auth", description = "OAuth2 client credentials: exchange a client id and secret for a short-lived bearer token."),
         (name = "catalog", description = "The plans on sale and device eSIM compatibility (scope `catalog:read`)."),
+        (name = "cards", description = "Your cards, their terms and balances (scope `cards:read`)."),
+        (name = "network", description = "Calls from the mobile network (scope `network`): usage records."),
         (name = "admin", description = "Operator endpoints (scope `admin`): partners, credentials, plans, devices."),
         (name = "operations", description = "Liveness, readiness and metrics for the platform running the service."),
     )

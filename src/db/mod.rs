@@ -259,13 +259,12 @@ impl Db {
         E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
         let writer = self.sqlite_writer.clone();
-        let backend = self.backend;
-        self.run(move |conn| {
-            let _guard = match backend {
-                Backend::Sqlite => Some(writer.lock().unwrap_or_else(|p| p.into_inner())),
-                Backend::Postgres => None,
-            };
-            conn.transaction(work)
+        self.run(move |conn| match conn {
+            DbConnection::Postgres(_) => conn.transaction(work),
+            DbConnection::Sqlite(_) => {
+                let _one_writer_here = writer.lock().unwrap_or_else(|p| p.into_inner());
+                sqlite_write_transaction(conn, work)
+            }
         })
         .await
     }
@@ -284,6 +283,36 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbError> {
         self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
             .await
+    }
+}
+
+/// `BEGIN IMMEDIATE`: the write lock is taken at the start, so a second process waits
+/// (busy_timeout) instead of failing when its read snapshot turns out stale at its first
+/// write, as a deferred `BEGIN` would. Begun on the inner connection's transaction
+/// manager, which the MultiConnection's manager delegates to, so commit and rollback
+/// below (and any nested savepoint inside `work`) stay consistent with it.
+fn sqlite_write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    if let DbConnection::Sqlite(inner) = conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    }
+    match work(conn) {
+        Ok(value) => match Manager::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = Manager::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            Manager::rollback_transaction(conn)?;
+            Err(e)
+        }
     }
 }
 

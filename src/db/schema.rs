@@ -85,6 +85,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    cards (iccid) {
+        iccid -> Text,
+        partner_id -> Text,
+        card_type -> Text,
+        msisdn -> Nullable<Text>,
+        eid -> Nullable<Text>,
+        suspended -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    terms (id) {
+        id -> Text,
+        iccid -> Text,
+        plan_id -> Text,
+        order_id -> Nullable<Text>,
+        valid_from -> Timestamp,
+        valid_until -> Timestamp,
+        data_total_bytes -> Nullable<BigInt>,
+        voice_total_minutes -> Integer,
+        sms_total -> Integer,
+        data_used_bytes -> BigInt,
+        voice_used_minutes -> BigInt,
+        sms_used -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    usage_records (id) {
+        id -> Text,
+        iccid -> Text,
+        term_id -> Text,
+        kind -> Text,
+        quantity -> BigInt,
+        charged -> BigInt,
+        occurred_at -> Timestamp,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(cards -> partners (partner_id));
+diesel::joinable!(terms -> cards (iccid));
+diesel::joinable!(terms -> plans (plan_id));
+diesel::joinable!(usage_records -> terms (term_id));
 diesel::joinable!(plan_countries -> plans (plan_id));
 diesel::joinable!(plan_prices -> plans (plan_id));
 
@@ -97,4 +145,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     plan_prices,
     catalog_version,
     devices,
+    cards,
+    terms,
+    usage_records,
 );

@@ -2,9 +2,11 @@
 
 pub mod card_type;
 pub mod country;
+pub mod identifiers;
 pub mod money;
 pub mod time;
 
 pub use card_type::CardType;
 pub use country::Country;
+pub use identifiers::{Eid, Iccid, Msisdn};
 pub use money::{Currency, Money};

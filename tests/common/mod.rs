@@ -430,6 +430,15 @@ pub fn cli(database_url: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8 stdout")
 }
 
+/// A valid 20-digit ICCID numbered `n` (Luhn digit appended), distinct per `n` and `prefix`.
+pub fn iccid(prefix: u32, n: u64) -> String {
+    let body = format!("8986{prefix:03}{n:012}");
+    (0..10)
+        .map(|d| format!("{body}{d}"))
+        .find(|candidate| simrenew::domain::identifiers::luhn_valid(candidate))
+        .expect("one digit makes it valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database_name;

@@ -1,0 +1,3 @@
+DROP TABLE usage_records;
+DROP TABLE terms;
+DROP TABLE cards;

@@ -1,0 +1,464 @@
+//! Cards, their service terms, and what is left on them.
+
+pub mod model;
+pub mod routes;
+pub mod store;
+pub mod terms;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::catalog::model::PlanRow;
+use crate::catalog::store as catalog_store;
+use crate::db::{Db, DbConnection};
+use crate::domain::{time, CardType, Eid, Iccid, Msisdn};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::pagination::PageRequest;
+use crate::partners::store as partner_store;
+use model::{
+    Balance, Card, CardFilter, CardQuery, CardRow, CurrentTermBalance, DataBalance, NewCard,
+    SmsBalance, TermGrant, TermSummary, VoiceBalance,
+};
+use terms::{remaining, CardStatus, TermRow};
+
+/// Largest batch `POST /v1/admin/cards` takes; the CLI takes files of any size.
+pub const MAX_IMPORT_BATCH: usize = 500;
+
+pub fn no_card(iccid: &str) -> ApiError {
+    ApiError::not_found(format!("no card {iccid} is visible to this partner"))
+}
+
+fn uuid_of(text: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(text).unwrap_or_default()
+}
+
+fn summary(term: &TermRow, codes: &HashMap<String, String>) -> TermSummary {
+    TermSummary {
+        term_id: uuid_of(&term.id),
+        plan_id: uuid_of(&term.plan_id),
+        plan_code: codes.get(&term.plan_id).cloned().unwrap_or_default(),
+        valid_from: time::from_db(term.valid_from),
+        valid_until: time::from_db(term.valid_until),
+    }
+}
+
+pub fn card_view(
+    card: &CardRow,
+    terms: &[TermRow],
+    codes: &HashMap<String, String>,
+    now: NaiveDateTime,
+) -> Card {
+    Card {
+        iccid: card.iccid.clone(),
+        card_type: card.card_type(),
+        msisdn: card.msisdn.clone(),
+        eid: card.eid.clone(),
+        status: terms::status(card.suspended, terms, now),
+        current_term: terms::term_at(terms, now).map(|t| summary(t, codes)),
+        created_at: time::from_db(card.created_at),
+    }
+}
+
+pub fn balance_view(
+    card: &CardRow,
+    terms: &[TermRow],
+    codes: &HashMap<String, String>,
+    now: NaiveDateTime,
+) -> Balance {
+    let current = terms::term_at(terms, now).map(|t| CurrentTermBalance {
+        term_id: uuid_of(&t.id),
+        plan_id: uuid_of(&t.plan_id),
+        plan_code: codes.get(&t.plan_id).cloned().unwrap_or_default(),
+        valid_from: time::from_db(t.valid_from),
+        valid_until: time::from_db(t.valid_until),
+        days_left: terms::days_left(t.valid_until, now),
+        data: DataBalance {
+            total_bytes: t.data_total_bytes,
+            used_bytes: t.data_used_bytes,
+            remaining_bytes: t
+                .data_total_bytes
+                .map(|total| remaining(total, t.data_used_bytes)),
+        },
+        voice: VoiceBalance {
+            total_minutes: i64::from(t.voice_total_minutes),
+            used_minutes: t.voice_used_minutes,
+            remaining_minutes: remaining(i64::from(t.voice_total_minutes), t.voice_used_minutes),
+        },
+        sms: SmsBalance {
+            total: i64::from(t.sms_total),
+            used: t.sms_used,
+            remaining: remaining(i64::from(t.sms_total), t.sms_used),
+        },
+    });
+    Balance {
+        iccid: card.iccid.clone(),
+        card_type: card.card_type(),
+        status: terms::status(card.suspended, terms, now),
+        as_of: time::from_db(now),
+        current,
+        upcoming: terms::upcoming(terms, now)
+            .into_iter()
+            .map(|t| summary(t, codes))
+            .collect(),
+    }
+}
+
+/// A card with everything its views need.
+pub struct LoadedCard {
+    pub card: CardRow,
+    pub terms: Vec<TermRow>,
+    /// plan id → plan code, for the terms' plans.
+    pub plan_codes: HashMap<String, String>,
+}
+
+/// A partner's card with its terms and their plan codes; `404` when not theirs.
+pub fn load_partner_card(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    iccid: &str,
+) -> Result<LoadedCard, ApiError> {
+    let card = store::find_partner_card(conn, partner_id, iccid)?.ok_or_else(|| no_card(iccid))?;
+    let terms = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
+    let plan_codes = store::plan_codes(conn, &terms)?;
+    Ok(LoadedCard {
+        card,
+        terms,
+        plan_codes,
+    })
+}
+
+pub async fn get_card(db: &Db, partner_id: String, iccid: String) -> Result<Card, ApiError> {
+    db.run(move |conn| {
+        let now = time::to_db(time::now());
+        let loaded = load_partner_card(conn, &partner_id, &iccid)?;
+        Ok(card_view(
+            &loaded.card,
+            &loaded.terms,
+            &loaded.plan_codes,
+            now,
+        ))
+    })
+    .await
+}
+
+pub async fn get_balance(db: &Db, partner_id: String, iccid: String) -> Result<Balance, ApiError> {
+    db.run(move |conn| {
+        let now = time::to_db(time::now());
+        let loaded = load_partner_card(conn, &partner_id, &iccid)?;
+        Ok(balance_view(
+            &loaded.card,
+            &loaded.terms,
+            &loaded.plan_codes,
+            now,
+        ))
+    })
+    .await
+}
+
+impl CardQuery {
+    pub fn filter(&self) -> Result<CardFilter, ApiError> {
+        let mut errors = Vec::new();
+        let status = self
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .and_then(|s| {
+                CardStatus::parse(s).or_else(|| {
+                    errors.push(FieldError::new(
+                        "status",
+                        format!(
+                            "`{s}` is not a status: use inactive, active, expired or suspended"
+                        ),
+                    ));
+                    None
+                })
+            });
+        let card_type = self
+            .card_type
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .and_then(|s| {
+                s.parse::<CardType>()
+                    .map_err(|e| errors.push(FieldError::new("card_type", e)))
+                    .ok()
+            });
+        if self.expiring_within_days.is_some_and(|d| d > 3650) {
+            errors.push(FieldError::new(
+                "expiring_within_days",
+                "must be between 0 and 3650",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(CardFilter {
+                status,
+                card_type,
+                expiring_within_days: self.expiring_within_days,
+            })
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+}
+
+pub async fn list_cards(
+    db: &Db,
+    partner_id: String,
+    filter: CardFilter,
+    page: PageRequest,
+) -> Result<(Vec<Card>, Option<String>), ApiError> {
+    db.run(move |conn| {
+        let now = time::to_db(time::now());
+        let rows = store::list_partner_cards(conn, &partner_id, &filter, &page, now)?;
+        let (rows, next) = page.finish(rows, |card| card.iccid.clone());
+        let iccids: Vec<String> = rows.iter().map(|c| c.iccid.clone()).collect();
+        let terms = store::terms_of(conn, &iccids)?;
+        let codes = store::plan_codes(conn, &terms)?;
+        let mut by_card: HashMap<&str, Vec<TermRow>> = HashMap::new();
+        for term in &terms {
+            by_card
+                .entry(term.iccid.as_str())
+                .or_default()
+                .push(term.clone());
+        }
+        let cards = rows
+            .iter()
+            .map(|card| {
+                card_view(
+                    card,
+                    by_card
+                        .get(card.iccid.as_str())
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]),
+                    &codes,
+                    now,
+                )
+            })
+            .collect();
+        Ok((cards, next))
+    })
+    .await
+}
+
+/// Checks every card of a batch; every bad row is named (`cards[3].iccid`).
+pub fn validate_cards(
+    cards: &[NewCard],
+    partner_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<CardRow>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    if cards.is_empty() {
+        errors.push(FieldError::new("cards", "must list at least one card"));
+    }
+    for (i, card) in cards.iter().enumerate() {
+        let iccid = card.iccid.trim();
+        match iccid.parse::<Iccid>() {
+            Ok(_) if !seen.insert(iccid.to_owned()) => errors.push(FieldError::new(
+                format!("cards[{i}].iccid"),
+                "appears twice in this batch",
+            )),
+            Ok(_) => {}
+            Err(e) => errors.push(FieldError::new(format!("cards[{i}].iccid"), e)),
+        }
+        let msisdn = card
+            .msisdn
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty());
+        if let Some(Err(e)) = msisdn.map(str::parse::<Msisdn>) {
+            errors.push(FieldError::new(format!("cards[{i}].msisdn"), e));
+        }
+        let eid = card.eid.as_deref().map(str::trim).filter(|e| !e.is_empty());
+        match (card.card_type, eid) {
+            (CardType::Fm, Some(_)) => errors.push(FieldError::new(
+                format!("cards[{i}].eid"),
+                "only eSIM cards have an EID",
+            )),
+            (CardType::Esim, Some(eid)) => {
+                if let Err(e) = eid.parse::<Eid>() {
+                    errors.push(FieldError::new(format!("cards[{i}].eid"), e));
+                }
+            }
+            _ => {}
+        }
+        rows.push(CardRow {
+            iccid: iccid.to_owned(),
+            partner_id: partner_id.to_owned(),
+            card_type: card.card_type.as_str().to_owned(),
+            msisdn: msisdn.map(str::to_owned),
+            eid: eid.map(str::to_owned),
+            suspended: false,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Registers cards for a partner, all or none: bad rows are `422`, ICCIDs already
+/// registered `409`, both listing every offending row.
+pub async fn import_cards(
+    db: &Db,
+    partner_id: uuid::Uuid,
+    cards: Vec<NewCard>,
+) -> Result<usize, ApiError> {
+    let now = time::to_db(time::now());
+    let partner = partner_id.to_string();
+    let rows = validate_cards(&cards, &partner, now).map_err(ApiError::validation)?;
+    db.transaction(move |conn| {
+        if partner_store::find_partner(conn, &partner)?.is_none() {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "partner_id",
+                "no such partner",
+            )]));
+        }
+        let iccids: Vec<String> = rows.iter().map(|r| r.iccid.clone()).collect();
+        let taken = store::existing_iccids(conn, &iccids)?;
+        if !taken.is_empty() {
+            let errors = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, row)| taken.binary_search(&row.iccid).is_ok())
+                .map(|(i, row)| {
+                    FieldError::new(
+                        format!("cards[{i}].iccid"),
+                        format!("{} is already registered", row.iccid),
+                    )
+                })
+                .collect();
+            return Err(ApiError::Problem {
+                code: ErrorCode::Conflict,
+                detail: format!("{} of these ICCIDs are already registered", taken.len()),
+                errors,
+                headers: Vec::new(),
+            });
+        }
+        for row in &rows {
+            store::insert_card(conn, row)?;
+        }
+        Ok(rows.len())
+    })
+    .await
+}
+
+/// A new term for `card` from `plan`, starting at `valid_from`: the plan's allowances
+/// are copied, and it lasts `validity_days × 24 h` (UTC, no calendar arithmetic).
+pub fn term_from_plan(
+    iccid: &str,
+    plan: &PlanRow,
+    order_id: Option<String>,
+    valid_from: NaiveDateTime,
+    now: NaiveDateTime,
+) -> TermRow {
+    TermRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        iccid: iccid.to_owned(),
+        plan_id: plan.id.clone(),
+        order_id,
+        valid_from,
+        valid_until: valid_from + TimeDelta::hours(24 * i64::from(plan.validity_days)),
+        data_total_bytes: plan.data_bytes,
+        voice_total_minutes: plan.voice_minutes,
+        sms_total: plan.sms,
+        data_used_bytes: 0,
+        voice_used_minutes: 0,
+        sms_used: 0,
+        created_at: now,
+    }
+}
+
+/// Whether `plan` can be bought for a card of `card_type`.
+pub fn plan_fits(plan: &PlanRow, card_type: CardType) -> bool {
+    match card_type {
+        CardType::Fm => plan.fits_fm,
+        CardType::Esim => plan.fits_esim,
+    }
+}
+
+/// An operator grants a term without an order. It may not overlap another term.
+pub async fn grant_term(db: &Db, iccid: String, grant: TermGrant) -> Result<Balance, ApiError> {
+    db.transaction(move |conn| {
+        let now = time::to_db(time::now());
+        let card = store::find_card(conn, &iccid)?
+            .ok_or_else(|| ApiError::not_found(format!("no card {iccid}")))?;
+        let plan =
+            catalog_store::find_by_id(conn, &grant.plan_id.to_string())?.ok_or_else(|| {
+                ApiError::validation(vec![FieldError::new("plan_id", "no such plan")])
+            })?;
+        if !plan_fits(&plan, card.card_type()) {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "plan_id",
+                format!("this plan is not for {} cards", card.card_type()),
+            )]));
+        }
+        let existing = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
+        let from = match grant.valid_from {
+            Some(at) => time::to_db(at),
+            None => terms::service_end(&existing, now).unwrap_or(now),
+        };
+        let term = term_from_plan(&card.iccid, &plan, None, from, now);
+        if existing
+            .iter()
+            .any(|t| t.valid_from < term.valid_until && term.valid_from < t.valid_until)
+        {
+            return Err(ApiError::conflict(
+                "the granted term would overlap another term of this card",
+            ));
+        }
+        store::insert_term(conn, &term)?;
+        let mut all = existing;
+        all.push(term);
+        let codes = store::plan_codes(conn, &all)?;
+        Ok(balance_view(&card, &all, &codes, now))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_names_every_bad_row() {
+        let now = time::to_db(time::now());
+        let good = "89860012345678901238";
+        assert!(good.parse::<Iccid>().is_ok(), "fixture ICCID is valid");
+        let cards = vec![
+            NewCard {
+                iccid: good.into(),
+                card_type: CardType::Fm,
+                msisdn: Some("+8613800138000".into()),
+                eid: None,
+            },
+            NewCard {
+                iccid: "123".into(),
+                card_type: CardType::Esim,
+                msisdn: Some("13800138000".into()),
+                eid: None,
+            },
+            NewCard {
+                iccid: good.into(),
+                card_type: CardType::Fm,
+                msisdn: None,
+                eid: Some("1".into()),
+            },
+        ];
+        let errors = validate_cards(&cards, "p", now).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "cards[1].iccid",
+                "cards[1].msisdn",
+                "cards[2].iccid",
+                "cards[2].eid"
+            ]
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! Card and term queries. Partner-facing lookups take the partner id and put it in the
+//! WHERE clause: another partner's card is simply not found.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use super::model::{CardFilter, CardRow};
+use super::terms::{CardStatus, TermRow};
+use crate::db::schema::{cards, plans, terms};
+use crate::db::DbConnection;
+use crate::domain::CardType;
+use crate::pagination::PageRequest;
+
+pub fn insert_card(conn: &mut DbConnection, row: &CardRow) -> QueryResult<()> {
+    diesel::insert_into(cards::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Which of `iccids` are already registered.
+pub fn existing_iccids(conn: &mut DbConnection, iccids: &[String]) -> QueryResult<Vec<String>> {
+    let mut found = Vec::new();
+    // Chunks keep the IN list within both backends' bind-parameter limits.
+    for chunk in iccids.chunks(500) {
+        found.extend(
+            cards::table
+                .filter(cards::iccid.eq_any(chunk))
+                .select(cards::iccid)
+                .load::<String>(conn)?,
+        );
+    }
+    found.sort();
+    Ok(found)
+}
+
+pub fn find_card(conn: &mut DbConnection, iccid: &str) -> QueryResult<Option<CardRow>> {
+    cards::table
+        .find(iccid)
+        .select(CardRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_partner_card(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    iccid: &str,
+) -> QueryResult<Option<CardRow>> {
+    cards::table
+        .filter(cards::iccid.eq(iccid))
+        .filter(cards::partner_id.eq(partner_id))
+        .select(CardRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn terms_of(conn: &mut DbConnection, iccids: &[String]) -> QueryResult<Vec<TermRow>> {
+    terms::table
+        .filter(terms::iccid.eq_any(iccids))
+        .order((terms::iccid, terms::valid_from))
+        .select(TermRow::as_select())
+        .load(conn)
+}
+
+pub fn plan_codes(
+    conn: &mut DbConnection,
+    terms: &[TermRow],
+) -> QueryResult<HashMap<String, String>> {
+    let mut ids: Vec<&str> = terms.iter().map(|t| t.plan_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(plans::table
+        .filter(plans::id.eq_any(ids))
+        .select((plans::id, plans::code))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+pub fn insert_term(conn: &mut DbConnection, term: &TermRow) -> QueryResult<()> {
+    diesel::insert_into(terms::table)
+        .values(term)
+        .execute(conn)
+        .map(drop)
+}
+
+/// One page of a partner's cards matching `filter` at `now`, ordered by ICCID.
+pub fn list_partner_cards(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    filter: &CardFilter,
+    page: &PageRequest,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<CardRow>> {
+    let mut query = cards::table
+        .filter(cards::partner_id.eq(partner_id.to_owned()))
+        .select(CardRow::as_select())
+        .order(cards::iccid.asc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(after) = &page.after {
+        query = query.filter(cards::iccid.gt(after.clone()));
+    }
+    if let Some(card_type) = filter.card_type {
+        query = query.filter(cards::card_type.eq(match card_type {
+            CardType::Fm => "fm",
+            CardType::Esim => "esim",
+        }));
+    }
+    let any_term = || terms::table.filter(terms::iccid.eq(cards::iccid));
+    let current = || {
+        any_term()
+            .filter(terms::valid_from.le(now))
+            .filter(terms::valid_until.gt(now))
+    };
+    let not_ended = || any_term().filter(terms::valid_until.gt(now));
+    match filter.status {
+        Some(CardStatus::Suspended) => query = query.filter(cards::suspended.eq(true)),
+        Some(CardStatus::Active) => {
+            query = query
+                .filter(cards::suspended.eq(false))
+                .filter(exists(current()));
+        }
+        Some(CardStatus::Expired) => {
+            query = query
+                .filter(cards::suspended.eq(false))
+                .filter(exists(any_term()))
+                .filter(not(exists(not_ended())));
+        }
+        Some(CardStatus::Inactive) => {
+            query = query
+                .filter(cards::suspended.eq(false))
+                .filter(not(exists(current())))
+                .filter(
+                    not(exists(any_term()))
+                        .or(exists(any_term().filter(terms::valid_from.gt(now)))),
+                );
+        }
+        None => {}
+    }
+    if let Some(days) = filter.expiring_within_days {
+        // A term is current, and no term (current or queued) runs past the horizon.
+        let horizon = now + TimeDelta::days(i64::from(days));
+        query = query.filter(exists(current())).filter(not(exists(
+            any_term().filter(terms::valid_until.gt(horizon)),
+        )));
+    }
+    query.load(conn)
+}
+
+pub fn set_suspended(
+    conn: &mut DbConnection,
+    iccid: &str,
+    suspended: bool,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(cards::table.find(iccid))
+        .set((cards::suspended.eq(suspended), cards::updated_at.eq(now)))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+pub fn set_owner(
+    conn: &mut DbConnection,
+    iccid: &str,
+    partner_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(cards::table.find(iccid))
+        .set((cards::partner_id.eq(partner_id), cards::updated_at.eq(now)))
+        .execute(conn)
+        .map(|n| n > 0)
+}

@@ -1,0 +1,47 @@
+//! `POST /v1/network/usage` (scope `network`).
+
+use actix_web::{post, web};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::{UsageBatch, UsageOutcome, MAX_BATCH};
+use crate::app::AppState;
+use crate::auth::principal::{require, Authorized};
+use crate::error::{ApiError, FieldError, Problem};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(report_usage);
+}
+
+/// Report usage from the network.
+///
+/// Each record is applied to the term that was current at `occurred_at`, exactly once per
+/// record `id` (a repeated id is counted as a duplicate, also when two copies of a batch
+/// arrive at once on two instances). Voice is reported in seconds and counted in whole
+/// minutes, rounded up per record, as carriers bill. Usage past an allowance is kept:
+/// `remaining` then shows 0.
+#[utoipa::path(
+    operation_id = "report_usage",
+    tag = "network",
+    request_body = UsageBatch,
+    responses(
+        (status = 200, description = "What was applied, what was a duplicate, what was rejected and why.", body = UsageOutcome),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or oversized batch.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["network"]), ("bearer" = ["network"]))
+)]
+#[post("/v1/network/usage")]
+async fn report_usage(
+    _auth: Authorized<require::Network>,
+    state: web::Data<AppState>,
+    body: web::Json<UsageBatch>,
+) -> Result<web::Json<UsageOutcome>, ApiError> {
+    let batch = body.into_inner();
+    if batch.records.is_empty() || batch.records.len() > MAX_BATCH {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "records",
+            format!("send 1 to {MAX_BATCH} records"),
+        )]));
+    }
+    Ok(web::Json(super::apply_batch(&state.db, batch).await?))
+}

@@ -1,0 +1,651 @@
+//! Cards, terms, balance and usage, through HTTP.
+
+mod common;
+
+use chrono::{TimeDelta, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use common::{assert_problem, iccid, TestApp};
+use simrenew::auth::scopes::Scope;
+
+on_both_backends!(
+    a_bad_batch_is_rejected_whole_with_every_row_named,
+    another_partners_card_is_404_on_every_route,
+    balance_shows_current_and_queued_terms_and_usage,
+    the_same_usage_batch_posted_concurrently_counts_once,
+    the_same_usage_batch_on_two_instances_counts_once,
+    usage_that_cannot_be_placed_is_rejected_and_writes_nothing,
+    list_filters_by_status_type_and_expiry,
+    operators_suspend_resume_and_move_cards,
+);
+
+struct World {
+    admin: String,
+    partner_id: String,
+    partner: String,
+    fm_month: String,
+    esim_month: String,
+}
+
+async fn world(app: &TestApp) -> World {
+    simrenew::catalog::import_plans(&app.store, simrenew::catalog::demo_plans().unwrap())
+        .await
+        .unwrap();
+    let admin = app.admin_token().await;
+    let (partner, token) = app.partner_with_token("Acme").await;
+    World {
+        fm_month: plan_id(app, "CN-FM-M-10G").await,
+        esim_month: plan_id(app, "JP-ESIM-M-5G").await,
+        admin,
+        partner_id: partner.id,
+        partner: token,
+    }
+}
+
+async fn plan_id(app: &TestApp, code: &'static str) -> String {
+    app.store
+        .run(move |conn| {
+            simrenew::catalog::store::find_by_code(conn, code)
+                .map_err(simrenew::error::ApiError::from)
+        })
+        .await
+        .unwrap()
+        .expect("demo plan")
+        .id
+}
+
+async fn import(app: &TestApp, admin: &str, partner_id: &str, cards: Value) -> reqwest::Response {
+    app.post_json(
+        "/v1/admin/cards",
+        admin,
+        &json!({"partner_id": partner_id, "cards": cards}),
+    )
+    .await
+}
+
+async fn grant(
+    app: &TestApp,
+    w: &World,
+    iccid: &str,
+    plan: &str,
+    valid_from: Option<chrono::DateTime<Utc>>,
+) -> Value {
+    let mut body = json!({"plan_id": plan});
+    if let Some(from) = valid_from {
+        body["valid_from"] = json!(from);
+    }
+    let response = app
+        .post_json(&format!("/v1/admin/cards/{iccid}/terms"), &w.admin, &body)
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+async fn network_token(app: &TestApp) -> String {
+    let network = app.create_partner("Network", &[Scope::Network]).await;
+    app.token_for(&network).await
+}
+
+async fn a_bad_batch_is_rejected_whole_with_every_row_named(app: TestApp) {
+    let w = world(&app).await;
+    let (good_a, good_b) = (iccid(1, 1), iccid(1, 2));
+    let bad_luhn = {
+        let valid = iccid(1, 3);
+        let last = valid.as_bytes()[19] - b'0';
+        format!("{}{}", &valid[..19], (last + 1) % 10)
+    };
+    let response = import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([
+            {"iccid": good_a, "card_type": "fm", "msisdn": "+8613800138000"},
+            {"iccid": good_b, "card_type": "esim"},
+            {"iccid": bad_luhn, "card_type": "esim", "eid": "123"},
+            {"iccid": good_a, "card_type": "fm", "msisdn": "0086"},
+        ]),
+    )
+    .await;
+    let body = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "cards[2].iccid",
+            "cards[2].eid",
+            "cards[3].iccid",
+            "cards[3].msisdn"
+        ]
+    );
+    for iccid in [&good_a, &good_b] {
+        let response = app
+            .get_with(&format!("/v1/admin/cards/{iccid}"), &w.admin)
+            .await;
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+
+    let response = import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": good_a, "card_type": "fm"}]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.json::<Value>().await.unwrap()["imported"], 1);
+    let again = import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": good_b, "card_type": "esim"}, {"iccid": good_a, "card_type": "fm"}]),
+    )
+    .await;
+    let body = assert_problem(again, StatusCode::CONFLICT, "conflict").await;
+    assert_eq!(
+        body["errors"],
+        json!([{"field": "cards[1].iccid", "message": format!("{good_a} is already registered")}])
+    );
+    let response = app
+        .get_with(&format!("/v1/admin/cards/{good_b}"), &w.admin)
+        .await;
+    assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+
+    let nobody = import(
+        &app,
+        &w.admin,
+        &uuid::Uuid::now_v7().to_string(),
+        json!([{"iccid": good_b, "card_type": "esim"}]),
+    )
+    .await;
+    let body = assert_problem(
+        nobody,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "partner_id");
+}
+
+async fn another_partners_card_is_404_on_every_route(app: TestApp) {
+    let w = world(&app).await;
+    let card = iccid(2, 1);
+    assert_eq!(
+        import(
+            &app,
+            &w.admin,
+            &w.partner_id,
+            json!([{"iccid": card, "card_type": "fm"}])
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    let (_, other) = app.partner_with_token("Other").await;
+    for path in [
+        format!("/v1/cards/{card}"),
+        format!("/v1/cards/{card}/balance"),
+        "/v1/cards/not-an-iccid".into(),
+    ] {
+        let body = assert_problem(
+            app.get_with(&path, &other).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+        assert!(
+            !body.to_string().contains("Acme"),
+            "nothing about the owner leaks"
+        );
+    }
+    let listed: Value = app
+        .get_with("/v1/cards", &other)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"], json!([]));
+    assert_eq!(
+        app.get_with(&format!("/v1/cards/{card}"), &w.partner)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+async fn balance_shows_current_and_queued_terms_and_usage(app: TestApp) {
+    let w = world(&app).await;
+    let card = iccid(3, 1);
+    import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": card, "card_type": "fm"}]),
+    )
+    .await;
+    let empty: Value = app
+        .get_with(&format!("/v1/cards/{card}/balance"), &w.partner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["status"], "inactive");
+    assert_eq!(empty["current"], Value::Null);
+    assert_eq!(empty["upcoming"], json!([]));
+
+    grant(&app, &w, &card, &w.fm_month, None).await;
+    grant(&app, &w, &card, &w.fm_month, None).await; // queued after the first
+    let network = network_token(&app).await;
+    let now = Utc::now();
+    let usage = json!({"records": [
+        {"id": "u-1", "iccid": card, "kind": "data", "quantity": 1_073_741_824_i64, "occurred_at": now},
+        {"id": "u-2", "iccid": card, "kind": "voice", "quantity": 61, "occurred_at": now},
+        {"id": "u-3", "iccid": card, "kind": "voice", "quantity": 60, "occurred_at": now},
+        {"id": "u-4", "iccid": card, "kind": "sms", "quantity": 150, "occurred_at": now},
+    ]});
+    let outcome: Value = app
+        .post_json("/v1/network/usage", &network, &usage)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        json!({"accepted": 4, "duplicates": 0, "rejected": []})
+    );
+
+    let balance: Value = app
+        .get_with(&format!("/v1/cards/{card}/balance"), &w.partner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["status"], "active");
+    assert_eq!(balance["card_type"], "fm");
+    let current = &balance["current"];
+    assert_eq!(current["plan_code"], "CN-FM-M-10G");
+    assert_eq!(current["days_left"], 30);
+    assert_eq!(
+        current["data"],
+        json!({"total_bytes": 10_737_418_240_i64, "used_bytes": 1_073_741_824_i64, "remaining_bytes": 9_663_676_416_i64})
+    );
+    assert_eq!(
+        current["voice"],
+        json!({"total_minutes": 300, "used_minutes": 3, "remaining_minutes": 297})
+    );
+    assert_eq!(
+        current["sms"],
+        json!({"total": 100, "used": 150, "remaining": 0}),
+        "overage kept, remaining floors at 0"
+    );
+    let upcoming = balance["upcoming"].as_array().unwrap();
+    assert_eq!(upcoming.len(), 1);
+    assert_eq!(
+        upcoming[0]["valid_from"], current["valid_until"],
+        "queued right after the current term"
+    );
+
+    let card_view: Value = app
+        .get_with(&format!("/v1/cards/{card}"), &w.partner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card_view["current_term"]["term_id"], current["term_id"]);
+}
+
+fn usage_batch(card: &str, count: usize) -> Value {
+    let now = Utc::now();
+    let records: Vec<Value> = (0..count)
+        .map(|i| json!({"id": format!("r-{i:04}"), "iccid": card, "kind": "data", "quantity": 1000, "occurred_at": now}))
+        .collect();
+    json!({"records": records})
+}
+
+async fn used_bytes(app: &TestApp, token: &str, card: &str) -> i64 {
+    let balance: Value = app
+        .get_with(&format!("/v1/cards/{card}/balance"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    balance["current"]["data"]["used_bytes"].as_i64().unwrap()
+}
+
+async fn the_same_usage_batch_posted_concurrently_counts_once(app: TestApp) {
+    let w = world(&app).await;
+    let card = iccid(4, 1);
+    import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": card, "card_type": "fm"}]),
+    )
+    .await;
+    grant(&app, &w, &card, &w.fm_month, None).await;
+    let network = network_token(&app).await;
+    let batch = usage_batch(&card, 40);
+    let (a, b) = tokio::join!(
+        app.post_json("/v1/network/usage", &network, &batch),
+        app.post_json("/v1/network/usage", &network, &batch)
+    );
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(
+        a["accepted"].as_i64().unwrap() + b["accepted"].as_i64().unwrap(),
+        40,
+        "{a} {b}"
+    );
+    assert_eq!(
+        a["duplicates"].as_i64().unwrap() + b["duplicates"].as_i64().unwrap(),
+        40,
+        "{a} {b}"
+    );
+    assert_eq!(used_bytes(&app, &w.partner, &card).await, 40_000);
+}
+
+async fn the_same_usage_batch_on_two_instances_counts_once(app: TestApp) {
+    let w = world(&app).await;
+    let sibling = app.spawn_sibling(app.settings()).await;
+    let card = iccid(5, 1);
+    import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": card, "card_type": "fm"}]),
+    )
+    .await;
+    grant(&app, &w, &card, &w.fm_month, None).await;
+    let network = network_token(&app).await;
+    let batch = usage_batch(&card, 40);
+    let (a, b) = tokio::join!(
+        app.post_json("/v1/network/usage", &network, &batch),
+        sibling.post_json("/v1/network/usage", &network, &batch)
+    );
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(
+        a["accepted"].as_i64().unwrap() + b["accepted"].as_i64().unwrap(),
+        40,
+        "{a} {b}"
+    );
+    assert_eq!(used_bytes(&app, &w.partner, &card).await, 40_000);
+}
+
+async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp) {
+    let w = world(&app).await;
+    let card = iccid(6, 1);
+    import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": card, "card_type": "fm"}]),
+    )
+    .await;
+    grant(&app, &w, &card, &w.fm_month, None).await;
+    let network = network_token(&app).await;
+    let before = Utc::now() - TimeDelta::days(3);
+    let batch = json!({"records": [
+        {"id": "bad-1", "iccid": iccid(6, 99), "kind": "data", "quantity": 5, "occurred_at": Utc::now()},
+        {"id": "bad-2", "iccid": card, "kind": "data", "quantity": 5, "occurred_at": before},
+        {"id": "bad-3", "iccid": card, "kind": "sms", "quantity": 0, "occurred_at": Utc::now()},
+    ]});
+    let outcome: Value = app
+        .post_json("/v1/network/usage", &network, &batch)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outcome["accepted"], 0);
+    let ids: Vec<&str> = outcome["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bad-1", "bad-2", "bad-3"]);
+    assert_eq!(used_bytes(&app, &w.partner, &card).await, 0);
+
+    let empty = app
+        .post_json("/v1/network/usage", &network, &json!({"records": []}))
+        .await;
+    assert_problem(empty, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let bad_kind = json!({"records": [{"id": "x", "iccid": card, "kind": "mms", "quantity": 1, "occurred_at": Utc::now()}]});
+    assert_problem(
+        app.post_json("/v1/network/usage", &network, &bad_kind)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let forbidden = app
+        .post_json("/v1/network/usage", &w.partner, &usage_batch(&card, 1))
+        .await;
+    assert_problem(forbidden, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+async fn list_filters_by_status_type_and_expiry(app: TestApp) {
+    let w = world(&app).await;
+    let cards: Vec<String> = (1..=6).map(|n| iccid(7, n)).collect();
+    import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([
+            {"iccid": cards[0], "card_type": "fm"},
+            {"iccid": cards[1], "card_type": "fm"},
+            {"iccid": cards[2], "card_type": "fm"},
+            {"iccid": cards[3], "card_type": "esim"},
+            {"iccid": cards[4], "card_type": "fm"},
+            {"iccid": cards[5], "card_type": "esim"},
+        ]),
+    )
+    .await;
+    let now = Utc::now();
+    // 0: ends in 5 days, nothing queued → expiring. 1: ends in 5 days, a term queued.
+    grant(
+        &app,
+        &w,
+        &cards[0],
+        &w.fm_month,
+        Some(now - TimeDelta::days(25)),
+    )
+    .await;
+    grant(
+        &app,
+        &w,
+        &cards[1],
+        &w.fm_month,
+        Some(now - TimeDelta::days(25)),
+    )
+    .await;
+    grant(&app, &w, &cards[1], &w.fm_month, None).await;
+    // 2: ends in 20 days. 3: expired a month ago. 4: suspended. 5: never had a term.
+    grant(
+        &app,
+        &w,
+        &cards[2],
+        &w.fm_month,
+        Some(now - TimeDelta::days(10)),
+    )
+    .await;
+    grant(
+        &app,
+        &w,
+        &cards[3],
+        &w.esim_month,
+        Some(now - TimeDelta::days(60)),
+    )
+    .await;
+    app.post_json(
+        &format!("/v1/admin/cards/{}/suspend", cards[4]),
+        &w.admin,
+        &json!({}),
+    )
+    .await;
+
+    let app = &app;
+    let codes = |query: &'static str| {
+        let token = w.partner.clone();
+        async move {
+            let response = app.get_with(&format!("/v1/cards?{query}"), &token).await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            let page: Value = response.json().await.unwrap();
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["iccid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(codes("expiring_within_days=7").await, [cards[0].clone()]);
+    assert_eq!(
+        codes("expiring_within_days=30").await,
+        [cards[0].clone(), cards[2].clone()]
+    );
+    assert_eq!(
+        codes("status=active").await,
+        [cards[0].clone(), cards[1].clone(), cards[2].clone()]
+    );
+    assert_eq!(codes("status=expired").await, [cards[3].clone()]);
+    assert_eq!(codes("status=suspended").await, [cards[4].clone()]);
+    assert_eq!(codes("status=inactive").await, [cards[5].clone()]);
+    assert_eq!(
+        codes("card_type=esim").await,
+        [cards[3].clone(), cards[5].clone()]
+    );
+    assert_eq!(codes("").await, cards);
+
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = app
+            .get_with(&format!("/v1/cards?limit=4{cursor}"), &w.partner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        paged.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["iccid"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, cards);
+    for (query, field) in [
+        ("status=gone", "status"),
+        ("card_type=usim", "card_type"),
+        ("expiring_within_days=9999", "expiring_within_days"),
+    ] {
+        let body = assert_problem(
+            app.get_with(&format!("/v1/cards?{query}"), &w.partner)
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], field);
+    }
+}
+
+async fn operators_suspend_resume_and_move_cards(app: TestApp) {
+    let w = world(&app).await;
+    let card = iccid(8, 1);
+    import(
+        &app,
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": card, "card_type": "esim"}]),
+    )
+    .await;
+    let suspended: Value = app
+        .post_json(
+            &format!("/v1/admin/cards/{card}/suspend"),
+            &w.admin,
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(suspended["status"], "suspended");
+    assert_eq!(suspended["partner_id"], w.partner_id);
+    let resumed: Value = app
+        .post_json(
+            &format!("/v1/admin/cards/{card}/resume"),
+            &w.admin,
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resumed["status"], "inactive");
+
+    let (other, other_token) = app.partner_with_token("Other").await;
+    let moved = app
+        .post_json(
+            &format!("/v1/admin/cards/{card}/move"),
+            &w.admin,
+            &json!({"partner_id": other.id}),
+        )
+        .await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    assert_problem(
+        app.get_with(&format!("/v1/cards/{card}"), &w.partner).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        app.get_with(&format!("/v1/cards/{card}"), &other_token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let wrong_type = app
+        .post_json(
+            &format!("/v1/admin/cards/{card}/terms"),
+            &w.admin,
+            &json!({"plan_id": w.fm_month}),
+        )
+        .await;
+    assert_problem(
+        wrong_type,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let missing = app
+        .post_json(
+            &format!("/v1/admin/cards/{}/suspend", iccid(8, 2)),
+            &w.admin,
+            &json!({}),
+        )
+        .await;
+    assert_problem(missing, StatusCode::NOT_FOUND, "not_found").await;
+    let by_partner = app
+        .post_json(
+            &format!("/v1/admin/cards/{card}/suspend"),
+            &other_token,
+            &json!({}),
+        )
+        .await;
+    assert_problem(by_partner, StatusCode::FORBIDDEN, "forbidden").await;
+}
