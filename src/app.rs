@@ -68,7 +68,9 @@ fn register_routes(cfg: &mut ServiceConfig) {
         .configure(crate::catalog::routes::configure)
         .configure(crate::catalog::devices::configure)
         .configure(crate::cards::routes::configure)
-        .configure(crate::usage::routes::configure);
+        .configure(crate::usage::routes::configure)
+        .configure(crate::orders::routes::configure)
+        .configure(crate::wallet::routes::configure);
 }
 
 /// The OpenAPI document, generated from the registered routes.
@@ -122,7 +124,26 @@ pub struct ServerOptions {
     pub shutdown_timeout_s: u64,
 }
 
+/// How often expired idempotency keys are removed. Any instance may do it; deleting
+/// what another instance already deleted is harmless.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn spawn_housekeeping(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        loop {
+            tick.tick().await;
+            match crate::idempotency::purge_expired(&state.db).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "expired idempotency keys removed"),
+                Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; will retry"),
+            }
+        }
+    });
+}
+
 /// Starts serving on `listener`; the returned future runs until SIGTERM/SIGINT or a stop.
+/// Call it inside a tokio runtime: background housekeeping is spawned on it.
 pub fn start(
     state: AppState,
     listener: TcpListener,
@@ -130,6 +151,7 @@ pub fn start(
 ) -> std::io::Result<Server> {
     let metrics = metrics::build().map_err(std::io::Error::other)?;
     let state = web::Data::new(state);
+    spawn_housekeeping(state.clone());
     let mut server = HttpServer::new(move || build_app(state.clone(), metrics.clone()))
         .shutdown_timeout(options.shutdown_timeout_s);
     if let Some(workers) = options.workers {

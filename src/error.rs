@@ -40,6 +40,24 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// An unexpected failure on our side; it is logged with the request id.
     InternalError,
+    /// The wallet holds less than the order costs; nothing was charged.
+    InsufficientFunds,
+    /// The plan is retired, unknown, or not made for this card type.
+    PlanNotAvailableForCard,
+    /// The plan has no price in the requested currency.
+    CurrencyNotOffered,
+    /// The card is suspended and cannot be renewed until an operator resumes it.
+    CardSuspended,
+    /// This payment method is not enabled on this deployment.
+    PaymentMethodUnavailable,
+    /// The order's current state does not allow this action.
+    InvalidStateTransition,
+    /// This operation requires an `Idempotency-Key` header.
+    IdempotencyKeyMissing,
+    /// The key was used before with a different request.
+    IdempotencyKeyReused,
+    /// A request with this key is still being processed; retry shortly.
+    IdempotencyRequestInProgress,
 }
 
 impl ErrorCode {
@@ -57,6 +75,15 @@ impl ErrorCode {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
+            Self::PlanNotAvailableForCard => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CurrencyNotOffered => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CardSuspended => StatusCode::CONFLICT,
+            Self::PaymentMethodUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidStateTransition => StatusCode::CONFLICT,
+            Self::IdempotencyKeyMissing => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyRequestInProgress => StatusCode::CONFLICT,
         }
     }
 
@@ -74,6 +101,15 @@ impl ErrorCode {
             Self::RateLimited => "Too many requests",
             Self::ServiceUnavailable => "Service unavailable",
             Self::InternalError => "Internal server error",
+            Self::InsufficientFunds => "Insufficient funds",
+            Self::PlanNotAvailableForCard => "Plan not available for this card",
+            Self::CurrencyNotOffered => "Currency not offered",
+            Self::CardSuspended => "Card suspended",
+            Self::PaymentMethodUnavailable => "Payment method unavailable",
+            Self::InvalidStateTransition => "Invalid state transition",
+            Self::IdempotencyKeyMissing => "Idempotency-Key missing",
+            Self::IdempotencyKeyReused => "Idempotency-Key reused",
+            Self::IdempotencyRequestInProgress => "Request in progress",
         }
     }
 
@@ -91,6 +127,15 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::PlanNotAvailableForCard => "plan_not_available_for_card",
+            Self::CurrencyNotOffered => "currency_not_offered",
+            Self::CardSuspended => "card_suspended",
+            Self::PaymentMethodUnavailable => "payment_method_unavailable",
+            Self::InvalidStateTransition => "invalid_state_transition",
+            Self::IdempotencyKeyMissing => "idempotency_key_missing",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
         }
     }
 }
@@ -368,6 +413,15 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::ServiceUnavailable,
             ErrorCode::InternalError,
+            ErrorCode::InsufficientFunds,
+            ErrorCode::PlanNotAvailableForCard,
+            ErrorCode::CurrencyNotOffered,
+            ErrorCode::CardSuspended,
+            ErrorCode::PaymentMethodUnavailable,
+            ErrorCode::InvalidStateTransition,
+            ErrorCode::IdempotencyKeyMissing,
+            ErrorCode::IdempotencyKeyReused,
+            ErrorCode::IdempotencyRequestInProgress,
         ];
         for code in all {
             assert_eq!(

@@ -48,6 +48,25 @@ enum Command {
     /// Manage cards.
     #[command(subcommand)]
     Cards(CardsCommand),
+    /// Manage partner wallets.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WalletCommand {
+    /// Credit a partner's wallet (amount in minor units: 10000 CNY is ¥100.00).
+    Credit {
+        #[arg(long)]
+        partner: uuid::Uuid,
+        #[arg(long)]
+        currency: String,
+        #[arg(long)]
+        amount: i64,
+        /// Your reference for it (a bank transfer id, an invoice).
+        #[arg(long)]
+        reference: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +133,20 @@ fn main() -> ExitCode {
             Command::Cards(CardsCommand::Import { file, partner }) => {
                 import_cards(settings, &file, partner)
             }
+            Command::Wallet(WalletCommand::Credit {
+                partner,
+                currency,
+                amount,
+                reference,
+            }) => credit_wallet(
+                settings,
+                partner,
+                simrenew::wallet::NewCredit {
+                    currency,
+                    amount,
+                    reference,
+                },
+            ),
         });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -219,6 +252,21 @@ fn import_cards(
         )
     })?;
     println!("{}", serde_json::json!({ "imported": imported }));
+    Ok(())
+}
+
+fn credit_wallet(
+    settings: Settings,
+    partner: uuid::Uuid,
+    credit: simrenew::wallet::NewCredit,
+) -> Result<(), String> {
+    let db = operator_db(&settings)?;
+    let entry = block_on(simrenew::wallet::credit(&db, partner, credit))?
+        .map_err(|e| format!("nothing credited: {}", describe(e)))?;
+    println!(
+        "{}",
+        serde_json::to_string(&entry).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 

@@ -26,6 +26,8 @@ integer amount in the currency's minor unit with an ISO 4217 code. Every error i
         (name = "auth", description = "OAuth2 client credentials: exchange a client id and secret for a short-lived bearer token."),
         (name = "catalog", description = "The plans on sale and device eSIM compatibility (scope `catalog:read`)."),
         (name = "cards", description = "Your cards, their terms and balances (scope `cards:read`)."),
+        (name = "orders", description = "Buy a plan for a card, exactly once (scopes `orders:read`, `orders:write`)."),
+        (name = "wallet", description = "Your prepaid wallet and its ledger (scope `wallet:read`)."),
         (name = "network", description = "Calls from the mobile network (scope `network`): usage records."),
         (name = "admin", description = "Operator endpoints (scope `admin`): partners, credentials, plans, devices."),
         (name = "operations", description = "Liveness, readiness and metrics for the platform running the service."),

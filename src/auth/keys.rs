@@ -359,13 +359,12 @@ fn generated_key(algorithm: JwtAlgorithm, conn: &mut DbConnection) -> Result<Key
     match inserted {
         Ok(_) => Ok(fresh),
         // Another instance stored its key first: use that one.
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => stored(conn)?.map(KeyText).ok_or_else(|| KeyError::Invalid {
-            what: "stored key",
-            reason: "vanished after a conflicting insert".into(),
-        }),
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            stored(conn)?.map(KeyText).ok_or_else(|| KeyError::Invalid {
+                what: "stored key",
+                reason: "vanished after a conflicting insert".into(),
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -12,7 +12,7 @@ use actix_web::web::Bytes;
 use mini_moka::sync::Cache;
 use serde::Serialize;
 
-use crate::db::{Db, DbConnection};
+use crate::db::{is_unique_violation, Db, DbConnection};
 use crate::domain::time;
 use crate::error::{ApiError, FieldError};
 use crate::pagination::PageRequest;
@@ -38,13 +38,6 @@ impl Default for CatalogCache {
 
 fn conflict_code(code: &str) -> ApiError {
     ApiError::conflict(format!("a plan with code `{code}` already exists"))
-}
-
-fn is_unique_violation(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
 }
 
 fn one_plan(conn: &mut DbConnection, row: PlanRow) -> Result<Plan, ApiError> {

@@ -278,3 +278,16 @@ pub fn with_details(conn: &mut DbConnection, rows: Vec<PlanRow>) -> QueryResult<
         })
         .collect())
 }
+
+/// The plan's price in `currency`, if it has one.
+pub fn price_of(
+    conn: &mut DbConnection,
+    plan_id: &str,
+    currency: Currency,
+) -> QueryResult<Option<i64>> {
+    plan_prices::table
+        .find((plan_id, currency.code()))
+        .select(plan_prices::amount)
+        .first(conn)
+        .optional()
+}

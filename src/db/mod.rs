@@ -184,6 +184,14 @@ pub enum DbError {
     Cancelled,
 }
 
+/// A write refused by a unique index or primary key.
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
 /// The handle every capability uses to reach the database. Cheap to clone.
 ///
 /// Diesel is blocking, so every call runs on tokio's blocking pool, never on an async worker.

@@ -129,6 +129,75 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    wallet_balances (partner_id, currency) {
+        partner_id -> Text,
+        currency -> Text,
+        available -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_entries (id) {
+        id -> Text,
+        partner_id -> Text,
+        currency -> Text,
+        kind -> Text,
+        amount -> BigInt,
+        balance_after -> BigInt,
+        order_id -> Nullable<Text>,
+        reference -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        partner_id -> Text,
+        iccid -> Text,
+        plan_id -> Text,
+        status -> Text,
+        amount -> BigInt,
+        currency -> Text,
+        payment_method -> Text,
+        payment_status -> Text,
+        receipt_number -> Nullable<Text>,
+        client_reference -> Nullable<Text>,
+        refunded_amount -> Nullable<BigInt>,
+        refunded_at -> Nullable<Timestamp>,
+        paid_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    receipt_counters (day) {
+        day -> Text,
+        last -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (partner_id, idempotency_key) {
+        partner_id -> Text,
+        idempotency_key -> Text,
+        fingerprint -> Text,
+        state -> Text,
+        locked_until -> Timestamp,
+        response_status -> Nullable<Integer>,
+        response_location -> Nullable<Text>,
+        response_body -> Nullable<Binary>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(orders -> cards (iccid));
+diesel::joinable!(orders -> plans (plan_id));
 diesel::joinable!(cards -> partners (partner_id));
 diesel::joinable!(terms -> cards (iccid));
 diesel::joinable!(terms -> plans (plan_id));
@@ -148,4 +217,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     cards,
     terms,
     usage_records,
+    wallet_balances,
+    ledger_entries,
+    orders,
+    receipt_counters,
+    idempotency_keys,
 );

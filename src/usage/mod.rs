@@ -99,12 +99,10 @@ enum Abort {
 
 impl From<diesel::result::Error> for Abort {
     fn from(e: diesel::result::Error) -> Self {
-        match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => Abort::Duplicate,
-            other => Abort::Failed(other.into()),
+        if crate::db::is_unique_violation(&e) {
+            Abort::Duplicate
+        } else {
+            Abort::Failed(e.into())
         }
     }
 }

@@ -1,0 +1,348 @@
+//! `Idempotency-Key` for any POST (IETF draft-ietf-httpapi-idempotency-key-header, as
+//! Stripe does it). Keys are scoped per partner and live 24 hours.
+//!
+//! The database is the lock, so it holds across instances:
+//! 1. claim the key in a short transaction (a concurrent duplicate then sees
+//!    `in_progress` → `409`; a different request under the key → `422`);
+//! 2. run the work and record its response in one transaction, so the work can never
+//!    commit without its response being stored (a crash leaves a claim that expires
+//!    after `CLAIM_TIMEOUT` and whose work never happened);
+//! 3. replay the stored status, `Location` and body bytes for every later retry, business
+//!    errors (`402`, `409`, `422`) included. Server errors release the claim instead, so
+//!    the client can retry.
+
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use chrono::TimeDelta;
+use diesel::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::db::schema::idempotency_keys;
+use crate::db::{Db, DbConnection};
+use crate::domain::time;
+use crate::error::{ApiError, ErrorCode};
+
+pub const HEADER: &str = "Idempotency-Key";
+const MAX_KEY_LEN: usize = 255;
+const KEY_LIFETIME: TimeDelta = TimeDelta::hours(24);
+/// Longer than any request may take: a claim this old belongs to a request that died.
+const CLAIM_TIMEOUT: TimeDelta = TimeDelta::seconds(60);
+
+/// One request under one key.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    partner_id: String,
+    key: String,
+    fingerprint: String,
+}
+
+impl Scope {
+    /// The key from the request (validated), and a fingerprint of method, path and the
+    /// canonical form of the parsed body (so formatting differences do not matter).
+    pub fn from_request<B: Serialize>(
+        req: &HttpRequest,
+        partner_id: &str,
+        body: &B,
+        required: bool,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(value) = req.headers().get(HEADER) else {
+            return if required {
+                Err(ApiError::new(
+                    ErrorCode::IdempotencyKeyMissing,
+                    "send an `Idempotency-Key` header (a UUID works) so that a retry cannot charge twice",
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| {
+                !k.is_empty()
+                    && k.len() <= MAX_KEY_LEN
+                    && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+            })
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`{HEADER}` must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+                ))
+            })?;
+        let canonical = serde_json::to_vec(body).map_err(ApiError::internal)?;
+        let mut hasher = Sha256::new();
+        hasher.update(req.method().as_str().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(req.path().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(&canonical);
+        let fingerprint = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Some(Self {
+            partner_id: partner_id.to_owned(),
+            key: key.to_owned(),
+            fingerprint,
+        }))
+    }
+}
+
+/// A response as stored and replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json<T: Serialize>(
+        status: StatusCode,
+        location: Option<String>,
+        value: &T,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            status,
+            location,
+            body: serde_json::to_vec(value).map_err(ApiError::internal)?,
+        })
+    }
+
+    fn into_response(self, replayed: bool) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.content_type(if self.status.is_client_error() {
+            "application/problem+json"
+        } else {
+            "application/json"
+        });
+        if let Some(location) = self.location {
+            response.insert_header((header::LOCATION, location));
+        }
+        if replayed {
+            response.insert_header(("Idempotent-Replayed", "true"));
+        }
+        response.body(self.body)
+    }
+}
+
+enum Claim {
+    Claimed,
+    Replay(Reply),
+    Mismatch,
+    InProgress,
+}
+
+type Row = (
+    String,
+    String,
+    chrono::NaiveDateTime,
+    Option<i32>,
+    Option<String>,
+    Option<Vec<u8>>,
+    chrono::NaiveDateTime,
+);
+
+fn find(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Option<Row>> {
+    idempotency_keys::table
+        .find((&scope.partner_id, &scope.key))
+        .select((
+            idempotency_keys::fingerprint,
+            idempotency_keys::state,
+            idempotency_keys::locked_until,
+            idempotency_keys::response_status,
+            idempotency_keys::response_location,
+            idempotency_keys::response_body,
+            idempotency_keys::expires_at,
+        ))
+        .first(conn)
+        .optional()
+}
+
+fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
+    let now = time::to_db(time::now());
+    let fresh_claim = |conn: &mut DbConnection| {
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::partner_id.eq(&scope.partner_id),
+                idempotency_keys::idempotency_key.eq(&scope.key),
+                idempotency_keys::fingerprint.eq(&scope.fingerprint),
+                idempotency_keys::state.eq("in_progress"),
+                idempotency_keys::locked_until.eq(now + CLAIM_TIMEOUT),
+                idempotency_keys::created_at.eq(now),
+                idempotency_keys::expires_at.eq(now + KEY_LIFETIME),
+            ))
+            .execute(conn)
+            .map(|_| Claim::Claimed)
+    };
+    let target = idempotency_keys::table.find((&scope.partner_id, &scope.key));
+    match find(conn, scope)? {
+        None => fresh_claim(conn),
+        Some((.., expires_at)) if expires_at <= now => {
+            diesel::delete(target).execute(conn)?;
+            fresh_claim(conn)
+        }
+        Some((fingerprint, ..)) if fingerprint != scope.fingerprint => Ok(Claim::Mismatch),
+        Some((_, state, _, Some(status), location, Some(body), _)) if state == "completed" => {
+            Ok(Claim::Replay(Reply {
+                status: u16::try_from(status)
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                location,
+                body,
+            }))
+        }
+        Some((_, _, locked_until, ..)) if locked_until > now => Ok(Claim::InProgress),
+        // The request holding the claim died before its work committed: take over.
+        Some(_) => diesel::update(target)
+            .set(idempotency_keys::locked_until.eq(now + CLAIM_TIMEOUT))
+            .execute(conn)
+            .map(|_| Claim::Claimed),
+    }
+}
+
+/// A claim attempt's failure: losing the race for the first insert, or anything else.
+enum ClaimError {
+    LostRace,
+    Failed(ApiError),
+}
+
+impl From<diesel::result::Error> for ClaimError {
+    fn from(e: diesel::result::Error) -> Self {
+        if crate::db::is_unique_violation(&e) {
+            ClaimError::LostRace
+        } else {
+            ClaimError::Failed(e.into())
+        }
+    }
+}
+
+impl From<crate::db::DbError> for ClaimError {
+    fn from(e: crate::db::DbError) -> Self {
+        ClaimError::Failed(e.into())
+    }
+}
+
+async fn claim(db: &Db, scope: &Scope) -> Result<Claim, ApiError> {
+    for _ in 0..3 {
+        let attempt = scope.clone();
+        match db
+            .transaction(move |conn| Ok::<_, ClaimError>(try_claim(conn, &attempt)?))
+            .await
+        {
+            Ok(claim) => return Ok(claim),
+            // Two first claims raced and this one lost the insert: look again.
+            Err(ClaimError::LostRace) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(ClaimError::Failed(e)) => return Err(e),
+        }
+    }
+    Ok(Claim::InProgress)
+}
+
+fn record(conn: &mut DbConnection, scope: &Scope, reply: &Reply) -> QueryResult<()> {
+    diesel::update(idempotency_keys::table.find((&scope.partner_id, &scope.key)))
+        .set((
+            idempotency_keys::state.eq("completed"),
+            idempotency_keys::response_status.eq(i32::from(reply.status.as_u16())),
+            idempotency_keys::response_location.eq(&reply.location),
+            idempotency_keys::response_body.eq(&reply.body),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+async fn release(db: &Db, scope: Scope) {
+    let released = db
+        .transaction(move |conn| {
+            diesel::delete(idempotency_keys::table.find((&scope.partner_id, &scope.key)))
+                .execute(conn)
+                .map_err(ApiError::from)
+        })
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(error = %e, "could not release an idempotency claim; it lapses after its timeout");
+    }
+}
+
+/// A client error as the bytes the client saw, so a replay is identical.
+async fn reply_of(err: &ApiError) -> Result<Reply, ApiError> {
+    let response = err.error_response();
+    let status = response.status();
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .map_err(|_| ApiError::internal("cannot render a problem body"))?;
+    Ok(Reply {
+        status,
+        location: None,
+        body: body.to_vec(),
+    })
+}
+
+/// Runs `work` in one transaction, at most once per key. Without a key, runs it plainly.
+pub async fn execute<F>(db: &Db, scope: Option<Scope>, work: F) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<Reply, ApiError> + Send + 'static,
+{
+    let Some(scope) = scope else {
+        return db
+            .transaction(work)
+            .await
+            .map(|reply| reply.into_response(false));
+    };
+    match claim(db, &scope).await? {
+        Claim::Replay(reply) => return Ok(reply.into_response(true)),
+        Claim::Mismatch => {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different request; use a new key for a new request",
+            ))
+        }
+        Claim::InProgress => {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyRequestInProgress,
+                "a request with this Idempotency-Key is still in progress; retry shortly",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")))
+        }
+        Claim::Claimed => {}
+    }
+    let held = scope.clone();
+    let outcome = db
+        .transaction(move |conn| {
+            let reply = work(conn)?;
+            record(conn, &held, &reply)?;
+            Ok::<_, ApiError>(reply)
+        })
+        .await;
+    match outcome {
+        Ok(reply) => Ok(reply.into_response(false)),
+        Err(err) if err.code().status().is_client_error() => {
+            // The work rolled back; remember the refusal so a retry gets the same answer.
+            let reply = reply_of(&err).await?;
+            let stored = reply.clone();
+            db.transaction(move |conn| record(conn, &scope, &stored).map_err(ApiError::from))
+                .await?;
+            Ok(reply.into_response(false))
+        }
+        Err(err) => {
+            release(db, scope).await;
+            Err(err)
+        }
+    }
+}
+
+/// Deletes expired keys; returns how many.
+pub async fn purge_expired(db: &Db) -> Result<usize, ApiError> {
+    db.transaction(|conn| {
+        let now = time::to_db(time::now());
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
+            .execute(conn)
+            .map_err(ApiError::from)
+    })
+    .await
+}

@@ -1,0 +1,215 @@
+//! Order routes (scopes `orders:write` / `orders:read`).
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::model::{NewOrder, Order, OrderList, OrderQuery};
+use super::store;
+use crate::app::AppState;
+use crate::auth::principal::{require, Authorized};
+use crate::cards::{self, store as card_store};
+use crate::error::{ApiError, Problem};
+use crate::idempotency::{self, Reply};
+use crate::pagination::PageQuery;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_order)
+        .service(list_orders)
+        .service(get_order)
+        .service(cancel_order)
+        .service(list_card_orders);
+}
+
+/// Buy a plan for a card.
+///
+/// Requires an `Idempotency-Key`: a retry with the same key and body replays the first
+/// answer (status, body and `Location`, errors included) and never charges twice; the
+/// same key with another body is `422 idempotency_key_reused`; while the first request
+/// runs, `409 idempotency_request_in_progress`. Keys live 24 hours, per partner.
+/// Paid from the wallet, the order is `paid` at once with a receipt number.
+#[utoipa::path(
+    operation_id = "create_order",
+    tag = "orders",
+    params(("Idempotency-Key" = String, Header, description = "Unique per purchase, e.g. a UUID; reuse it only to retry")),
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "Placed; `Location` names the order.", body = Order,
+         headers(("Location" = String))),
+        (status = 400, description = "Malformed body, unknown field, or no `Idempotency-Key`.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 402, description = "`insufficient_funds`: nothing was charged or written.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "No such card among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`card_suspended`, or `idempotency_request_in_progress`.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "`plan_not_available_for_card`, `currency_not_offered`, `payment_method_unavailable`, \
+`idempotency_key_reused` or invalid fields.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:write"]), ("bearer" = ["orders:write"]))
+)]
+#[post("/v1/orders")]
+async fn create_order(
+    auth: Authorized<require::OrdersWrite>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let partner_id = auth.principal.partner_id;
+    let scope = idempotency::Scope::from_request(&req, &partner_id, &input, true)?;
+    let currency = super::validate(&input)?;
+    idempotency::execute(&state.db, scope, move |conn| {
+        let order = super::create(conn, &partner_id, &input, currency)?;
+        Reply::json(
+            StatusCode::CREATED,
+            Some(format!("/v1/orders/{}", order.id)),
+            &Order::from(&order),
+        )
+    })
+    .await
+}
+
+/// List your orders, newest first.
+#[utoipa::path(
+    operation_id = "list_orders",
+    tag = "orders",
+    params(OrderQuery),
+    responses(
+        (status = 200, body = OrderList),
+        (status = 400, description = "Unknown parameter or malformed timestamp.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter value.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
+)]
+#[get("/v1/orders")]
+async fn list_orders(
+    auth: Authorized<require::OrdersRead>,
+    state: web::Data<AppState>,
+    query: web::Query<OrderQuery>,
+) -> Result<web::Json<OrderList>, ApiError> {
+    let filter = query.filter()?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .validate()?;
+    let partner_id = auth.principal.partner_id;
+    let rows = {
+        let page = page.clone();
+        state
+            .db
+            .run(move |conn| {
+                store::list_for_partner(conn, &partner_id, &filter, &page).map_err(ApiError::from)
+            })
+            .await?
+    };
+    let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
+    Ok(web::Json(OrderList {
+        data: rows.iter().map(Order::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Get one of your orders (its receipt number is the 交易凭证).
+#[utoipa::path(
+    operation_id = "get_order",
+    tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Order),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
+)]
+#[get("/v1/orders/{id}")]
+async fn get_order(
+    auth: Authorized<require::OrdersRead>,
+    state: web::Data<AppState>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<Order>, ApiError> {
+    let id = id.into_inner().to_string();
+    let partner_id = auth.principal.partner_id;
+    let row = state
+        .db
+        .run(move |conn| {
+            store::find_for_partner(conn, &partner_id, &id)?.ok_or_else(|| super::no_order(&id))
+        })
+        .await?;
+    Ok(web::Json(Order::from(&row)))
+}
+
+/// Cancel an order that is `pending_payment` or `paid` and not yet activated.
+///
+/// A wallet payment is refunded by a ledger entry in the same transaction; the order
+/// shows `cancelled` and its refund.
+#[utoipa::path(
+    operation_id = "cancel_order",
+    tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Order),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state_transition`: it can no longer be cancelled.", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:write"]), ("bearer" = ["orders:write"]))
+)]
+#[post("/v1/orders/{id}/cancel")]
+async fn cancel_order(
+    auth: Authorized<require::OrdersWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<Order>, ApiError> {
+    let id = id.into_inner().to_string();
+    let partner_id = auth.principal.partner_id;
+    let row = state
+        .db
+        .transaction(move |conn| super::cancel(conn, &partner_id, &id))
+        .await?;
+    Ok(web::Json(Order::from(&row)))
+}
+
+/// A card's orders, newest first.
+#[utoipa::path(
+    operation_id = "list_card_orders",
+    tag = "orders",
+    params(("iccid" = String, Path, description = "The card's ICCID"), PageQuery),
+    responses(
+        (status = 200, body = OrderList),
+        (status = 404, description = "No such card among yours.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
+)]
+#[get("/v1/cards/{iccid}/orders")]
+async fn list_card_orders(
+    auth: Authorized<require::OrdersRead>,
+    state: web::Data<AppState>,
+    iccid: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<OrderList>, ApiError> {
+    let page = query.validate()?;
+    let partner_id = auth.principal.partner_id;
+    let iccid = iccid.into_inner();
+    let rows = {
+        let page = page.clone();
+        state
+            .db
+            .run(move |conn| {
+                card_store::find_partner_card(conn, &partner_id, &iccid)?
+                    .ok_or_else(|| cards::no_card(&iccid))?;
+                let filter = super::model::OrderFilter {
+                    iccid: Some(iccid.clone()),
+                    ..Default::default()
+                };
+                Ok::<_, ApiError>(store::list_for_partner(conn, &partner_id, &filter, &page)?)
+            })
+            .await?
+    };
+    let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
+    Ok(web::Json(OrderList {
+        data: rows.iter().map(Order::from).collect(),
+        next_cursor,
+    }))
+}

@@ -1,0 +1,126 @@
+//! Order queries. Partner-facing lookups carry the partner id in the WHERE clause.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::model::{OrderFilter, OrderRow};
+use crate::db::schema::{orders, receipt_counters};
+use crate::db::{is_unique_violation, DbConnection};
+use crate::pagination::PageRequest;
+
+pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
+    diesel::insert_into(orders::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<OrderRow>> {
+    orders::table
+        .find(id)
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_for_partner(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    id: &str,
+) -> QueryResult<Option<OrderRow>> {
+    orders::table
+        .filter(orders::id.eq(id))
+        .filter(orders::partner_id.eq(partner_id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Newest first; the cursor is the last id seen.
+pub fn list_for_partner(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    filter: &OrderFilter,
+    page: &PageRequest,
+) -> QueryResult<Vec<OrderRow>> {
+    let mut query = orders::table
+        .filter(orders::partner_id.eq(partner_id.to_owned()))
+        .select(OrderRow::as_select())
+        .order(orders::id.desc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(before) = &page.after {
+        query = query.filter(orders::id.lt(before.clone()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(orders::status.eq(status.as_str()));
+    }
+    if let Some(iccid) = &filter.iccid {
+        query = query.filter(orders::iccid.eq(iccid.clone()));
+    }
+    if let Some(after) = filter.created_after {
+        query = query.filter(orders::created_at.ge(after));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(orders::created_at.lt(before));
+    }
+    query.load(conn)
+}
+
+/// Writes `row` over the stored order only if the stored status is still `expected`:
+/// `false` when another request changed it first.
+pub fn update_if_status(
+    conn: &mut DbConnection,
+    row: &OrderRow,
+    expected: &str,
+) -> QueryResult<bool> {
+    diesel::update(
+        orders::table
+            .find(&row.id)
+            .filter(orders::status.eq(expected)),
+    )
+    .set((
+        orders::status.eq(&row.status),
+        orders::payment_status.eq(&row.payment_status),
+        orders::receipt_number.eq(&row.receipt_number),
+        orders::refunded_amount.eq(row.refunded_amount),
+        orders::refunded_at.eq(row.refunded_at),
+        orders::paid_at.eq(row.paid_at),
+        orders::closed_at.eq(row.closed_at),
+        orders::updated_at.eq(row.updated_at),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// The next receipt number of the UTC day `at`: `R-YYYYMMDD-000001` onwards.
+pub fn next_receipt_number(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<String> {
+    let day = at.format("%Y%m%d").to_string();
+    let counter = receipt_counters::table.find(&day);
+    let bumped = diesel::update(counter)
+        .set(receipt_counters::last.eq(receipt_counters::last + 1))
+        .execute(conn)?;
+    if bumped == 0 {
+        // First receipt of the day; a savepoint so that losing the race aborts nothing.
+        let created = conn.transaction(|conn| {
+            diesel::insert_into(receipt_counters::table)
+                .values((
+                    receipt_counters::day.eq(&day),
+                    receipt_counters::last.eq(1_i64),
+                ))
+                .execute(conn)
+        });
+        match created {
+            Err(e) if is_unique_violation(&e) => {
+                diesel::update(counter)
+                    .set(receipt_counters::last.eq(receipt_counters::last + 1))
+                    .execute(conn)?;
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    let last: i64 = counter.select(receipt_counters::last).first(conn)?;
+    Ok(format!("R-{day}-{last:06}"))
+}

@@ -1,0 +1,354 @@
+//! Partner wallets: an append-only ledger per partner and currency, with a running
+//! balance changed only in the same transaction as the entry that explains it.
+//! A debit is a conditional update (`… WHERE available >= amount`), so no interleaving
+//! of requests, on any number of instances, can take a wallet below zero.
+
+pub mod routes;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::schema::{ledger_entries, wallet_balances};
+use crate::db::{is_unique_violation, DbConnection};
+use crate::domain::{time, Currency};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::pagination::PageRequest;
+
+/// Largest single credit, in minor units: a typo guard, not a business limit.
+pub const MAX_CREDIT: i64 = 1_000_000_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// Money added by an operator.
+    Credit,
+    /// Money taken for an order.
+    Debit,
+    /// Money returned for a cancelled or failed order.
+    Refund,
+    /// An operator correction.
+    Adjustment,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Credit => "credit",
+            EntryKind::Debit => "debit",
+            EntryKind::Refund => "refund",
+            EntryKind::Adjustment => "adjustment",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "debit" => EntryKind::Debit,
+            "refund" => EntryKind::Refund,
+            "adjustment" => EntryKind::Adjustment,
+            _ => EntryKind::Credit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_entries)]
+pub struct EntryRow {
+    pub id: String,
+    pub partner_id: String,
+    pub currency: String,
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub order_id: Option<String>,
+    pub reference: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A ledger entry. The balance equals the sum of a wallet's entries.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LedgerEntry {
+    pub id: uuid::Uuid,
+    pub kind: EntryKind,
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: String,
+    /// Signed minor units: credits and refunds positive, debits negative.
+    pub amount: i64,
+    pub balance_after: i64,
+    pub order_id: Option<uuid::Uuid>,
+    pub reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<EntryRow> for LedgerEntry {
+    fn from(row: EntryRow) -> Self {
+        Self {
+            id: uuid::Uuid::parse_str(&row.id).unwrap_or_default(),
+            kind: EntryKind::parse(&row.kind),
+            currency: row.currency,
+            amount: row.amount,
+            balance_after: row.balance_after,
+            order_id: row.order_id.and_then(|id| uuid::Uuid::parse_str(&id).ok()),
+            reference: row.reference,
+            created_at: time::from_db(row.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WalletBalance {
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: String,
+    /// Minor units available to spend.
+    pub available: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Wallet {
+    pub balances: Vec<WalletBalance>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerPage {
+    /// Newest first.
+    pub data: Vec<LedgerEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/admin/partners/{id}/wallet/credits`.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredit {
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: String,
+    /// Minor units, greater than 0.
+    #[schema(example = 100_000)]
+    pub amount: i64,
+    /// Your reference for it (a bank transfer id, an invoice).
+    pub reference: Option<String>,
+}
+
+impl NewCredit {
+    pub fn validate(&self) -> Result<(Currency, i64, Option<String>), ApiError> {
+        let mut errors = Vec::new();
+        let currency = self
+            .currency
+            .parse::<Currency>()
+            .map_err(|e| errors.push(FieldError::new("currency", e.to_string())))
+            .ok();
+        if !(1..=MAX_CREDIT).contains(&self.amount) {
+            errors.push(FieldError::new(
+                "amount",
+                format!("must be 1 to {MAX_CREDIT} minor units"),
+            ));
+        }
+        let reference = self
+            .reference
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        if reference.is_some_and(|r| r.chars().count() > 200) {
+            errors.push(FieldError::new(
+                "reference",
+                "must be at most 200 characters",
+            ));
+        }
+        match currency {
+            Some(currency) if errors.is_empty() => {
+                Ok((currency, self.amount, reference.map(str::to_owned)))
+            }
+            _ => Err(ApiError::validation(errors)),
+        }
+    }
+}
+
+/// Credits a partner's wallet (the CLI's path; the HTTP route adds idempotency).
+pub async fn credit(
+    db: &crate::db::Db,
+    partner_id: uuid::Uuid,
+    credit: NewCredit,
+) -> Result<LedgerEntry, ApiError> {
+    let (currency, amount, reference) = credit.validate()?;
+    let partner_id = partner_id.to_string();
+    db.transaction(move |conn| {
+        if crate::partners::store::find_partner(conn, &partner_id)?.is_none() {
+            return Err(ApiError::not_found(format!("no partner {partner_id}")));
+        }
+        let entry = add(
+            conn,
+            Movement {
+                partner_id: &partner_id,
+                currency,
+                kind: EntryKind::Credit,
+                amount,
+                order_id: None,
+                reference: reference.as_deref(),
+            },
+        )?;
+        Ok(LedgerEntry::from(entry))
+    })
+    .await
+}
+
+fn available(conn: &mut DbConnection, partner_id: &str, currency: &str) -> QueryResult<i64> {
+    wallet_balances::table
+        .find((partner_id, currency))
+        .select(wallet_balances::available)
+        .first(conn)
+}
+
+/// Makes sure the wallet row exists (a savepoint, so losing an insert race to another
+/// transaction does not abort this one).
+fn ensure_wallet(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    currency: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let exists = wallet_balances::table
+        .find((partner_id, currency))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if exists {
+        return Ok(());
+    }
+    let inserted = conn.transaction(|conn| {
+        diesel::insert_into(wallet_balances::table)
+            .values((
+                wallet_balances::partner_id.eq(partner_id),
+                wallet_balances::currency.eq(currency),
+                wallet_balances::available.eq(0_i64),
+                wallet_balances::updated_at.eq(now),
+            ))
+            .execute(conn)
+    });
+    match inserted {
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// One change to a wallet, as its ledger entry will record it.
+#[derive(Debug, Clone, Copy)]
+pub struct Movement<'a> {
+    pub partner_id: &'a str,
+    pub currency: Currency,
+    pub kind: EntryKind,
+    /// Signed minor units.
+    pub amount: i64,
+    pub order_id: Option<&'a str>,
+    pub reference: Option<&'a str>,
+}
+
+fn append(
+    conn: &mut DbConnection,
+    movement: &Movement,
+    now: NaiveDateTime,
+) -> QueryResult<EntryRow> {
+    let currency = movement.currency.code();
+    let row = EntryRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        partner_id: movement.partner_id.to_owned(),
+        currency: currency.to_owned(),
+        kind: movement.kind.as_str().to_owned(),
+        amount: movement.amount,
+        balance_after: available(conn, movement.partner_id, currency)?,
+        order_id: movement.order_id.map(str::to_owned),
+        reference: movement.reference.map(str::to_owned),
+        created_at: now,
+    };
+    diesel::insert_into(ledger_entries::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row)
+}
+
+/// Adds money (a credit, refund or positive adjustment). Call inside a transaction.
+pub fn add(conn: &mut DbConnection, movement: Movement) -> Result<EntryRow, ApiError> {
+    if movement.amount <= 0 {
+        return Err(ApiError::internal("a wallet addition must be positive"));
+    }
+    let now = time::to_db(time::now());
+    let currency = movement.currency.code();
+    ensure_wallet(conn, movement.partner_id, currency, now)?;
+    diesel::update(wallet_balances::table.find((movement.partner_id, currency)))
+        .set((
+            wallet_balances::available.eq(wallet_balances::available + movement.amount),
+            wallet_balances::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(append(conn, &movement, now)?)
+}
+
+/// Takes money for an order, or refuses with `402 insufficient_funds` having changed
+/// nothing. Call inside the transaction that creates the order.
+pub fn debit(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    currency: Currency,
+    amount: i64,
+    order_id: &str,
+) -> Result<EntryRow, ApiError> {
+    let now = time::to_db(time::now());
+    let taken = diesel::update(
+        wallet_balances::table
+            .find((partner_id, currency.code()))
+            .filter(wallet_balances::available.ge(amount)),
+    )
+    .set((
+        wallet_balances::available.eq(wallet_balances::available - amount),
+        wallet_balances::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if taken == 0 {
+        return Err(ApiError::new(
+            ErrorCode::InsufficientFunds,
+            format!(
+                "the {currency} wallet holds less than {amount} minor units; nothing was charged"
+            ),
+        ));
+    }
+    let movement = Movement {
+        partner_id,
+        currency,
+        kind: EntryKind::Debit,
+        amount: -amount,
+        order_id: Some(order_id),
+        reference: None,
+    };
+    Ok(append(conn, &movement, now)?)
+}
+
+pub fn balances(conn: &mut DbConnection, partner_id: &str) -> QueryResult<Vec<WalletBalance>> {
+    Ok(wallet_balances::table
+        .filter(wallet_balances::partner_id.eq(partner_id))
+        .order(wallet_balances::currency)
+        .select((wallet_balances::currency, wallet_balances::available))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .map(|(currency, available)| WalletBalance {
+            currency,
+            available,
+        })
+        .collect())
+}
+
+/// Newest first; the cursor is the last entry id seen.
+pub fn entries(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    page: &PageRequest,
+) -> QueryResult<Vec<EntryRow>> {
+    let mut query = ledger_entries::table
+        .filter(ledger_entries::partner_id.eq(partner_id.to_owned()))
+        .select(EntryRow::as_select())
+        .order(ledger_entries::id.desc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(before) = &page.after {
+        query = query.filter(ledger_entries::id.lt(before.clone()));
+    }
+    query.load(conn)
+}

@@ -1,0 +1,126 @@
+//! Wallet routes: partners read their balances and ledger (scope `wallet:read`);
+//! operators credit wallets (scope `admin`, honours `Idempotency-Key`).
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::{EntryKind, LedgerEntry, LedgerPage, Movement, NewCredit, Wallet};
+use crate::app::AppState;
+use crate::auth::principal::{require, Authorized};
+use crate::error::{ApiError, Problem};
+use crate::idempotency::{self, Reply};
+use crate::pagination::PageQuery;
+use crate::partners::store as partner_store;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_wallet)
+        .service(list_transactions)
+        .service(credit_wallet);
+}
+
+/// Your wallet balances, one per currency.
+#[utoipa::path(
+    operation_id = "get_wallet",
+    tag = "wallet",
+    responses((status = 200, body = Wallet)),
+    security(("oauth2" = ["wallet:read"]), ("bearer" = ["wallet:read"]))
+)]
+#[get("/v1/wallet")]
+async fn get_wallet(
+    auth: Authorized<require::WalletRead>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Wallet>, ApiError> {
+    let partner_id = auth.principal.partner_id;
+    let balances = state
+        .db
+        .run(move |conn| super::balances(conn, &partner_id).map_err(ApiError::from))
+        .await?;
+    Ok(web::Json(Wallet { balances }))
+}
+
+/// Your wallet's ledger, newest first.
+#[utoipa::path(
+    operation_id = "list_wallet_transactions",
+    tag = "wallet",
+    params(PageQuery),
+    responses(
+        (status = 200, body = LedgerPage),
+        (status = 422, description = "Invalid `limit` or `cursor`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["wallet:read"]), ("bearer" = ["wallet:read"]))
+)]
+#[get("/v1/wallet/transactions")]
+async fn list_transactions(
+    auth: Authorized<require::WalletRead>,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<LedgerPage>, ApiError> {
+    let page = query.validate()?;
+    let partner_id = auth.principal.partner_id;
+    let rows = {
+        let page = page.clone();
+        state
+            .db
+            .run(move |conn| super::entries(conn, &partner_id, &page).map_err(ApiError::from))
+            .await?
+    };
+    let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
+    Ok(web::Json(LedgerPage {
+        data: rows.into_iter().map(LedgerEntry::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Credit a partner's wallet.
+///
+/// Send an `Idempotency-Key` to make a retry safe: the same key and body replay the first
+/// answer instead of crediting twice.
+#[utoipa::path(
+    operation_id = "credit_wallet",
+    tag = "admin",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Partner id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe (recommended)"),
+    ),
+    request_body = NewCredit,
+    responses(
+        (status = 201, description = "The ledger entry of the credit.", body = LedgerEntry),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this key is in progress.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or the key was used for another request.", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["admin"]), ("bearer" = ["admin"]))
+)]
+#[post("/v1/admin/partners/{id}/wallet/credits")]
+async fn credit_wallet(
+    auth: Authorized<require::Admin>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<uuid::Uuid>,
+    body: web::Json<NewCredit>,
+) -> Result<HttpResponse, ApiError> {
+    let credit = body.into_inner();
+    let scope = idempotency::Scope::from_request(&req, &auth.principal.partner_id, &credit, false)?;
+    let (currency, amount, reference) = credit.validate()?;
+    let partner_id = id.into_inner().to_string();
+    idempotency::execute(&state.db, scope, move |conn| {
+        if partner_store::find_partner(conn, &partner_id)?.is_none() {
+            return Err(ApiError::not_found(format!("no partner {partner_id}")));
+        }
+        let entry = super::add(
+            conn,
+            Movement {
+                partner_id: &partner_id,
+                currency,
+                kind: EntryKind::Credit,
+                amount,
+                order_id: None,
+                reference: reference.as_deref(),
+            },
+        )?;
+        Reply::json(StatusCode::CREATED, None, &LedgerEntry::from(entry))
+    })
+    .await
+}

@@ -1,0 +1,850 @@
+//! Orders, the wallet ledger and idempotency, through HTTP.
+
+mod common;
+
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use common::{assert_problem, iccid, TestApp};
+
+on_both_backends!(
+    a_wallet_order_is_paid_at_once_with_a_receipt,
+    each_refusal_has_its_code_and_changes_nothing,
+    a_replay_returns_identical_bytes_and_a_new_body_is_refused,
+    ten_parallel_requests_with_one_key_make_one_order,
+    twenty_parallel_orders_against_funds_for_five,
+    the_same_race_across_two_instances,
+    cancelling_a_paid_order_refunds_the_wallet_once,
+    orders_list_filter_and_stay_private,
+    a_price_change_never_alters_a_past_order,
+    wallet_credits_honour_idempotency_keys,
+);
+
+struct Shop {
+    admin: String,
+    partner_id: String,
+    token: String,
+    card: String,
+    plan: String,
+}
+
+/// Demo catalog, a partner with one FM card, and `fen` CNY in its wallet.
+async fn shop(app: &TestApp, fen: i64) -> Shop {
+    simrenew::catalog::import_plans(&app.store, simrenew::catalog::demo_plans().unwrap())
+        .await
+        .unwrap();
+    let admin = app.admin_token().await;
+    let (partner, token) = app.partner_with_token("Acme").await;
+    let card = iccid(20, 1);
+    let imported = app
+        .post_json(
+            "/v1/admin/cards",
+            &admin,
+            &json!({"partner_id": partner.id, "cards": [{"iccid": card, "card_type": "fm"}]}),
+        )
+        .await;
+    assert_eq!(imported.status(), StatusCode::CREATED);
+    if fen > 0 {
+        let credited = app
+            .post_json(
+                &format!("/v1/admin/partners/{}/wallet/credits", partner.id),
+                &admin,
+                &json!({"currency": "CNY", "amount": fen, "reference": "top-up"}),
+            )
+            .await;
+        assert_eq!(credited.status(), StatusCode::CREATED);
+    }
+    let plan = app
+        .store
+        .run(|conn| {
+            simrenew::catalog::store::find_by_code(conn, "CN-FM-M-10G")
+                .map_err(simrenew::error::ApiError::from)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    Shop {
+        admin,
+        partner_id: partner.id,
+        token,
+        card,
+        plan,
+    }
+}
+
+/// CN-FM-M-10G costs 3900 fen.
+const PRICE: i64 = 3900;
+
+fn order_body(shop: &Shop) -> Value {
+    json!({"iccid": shop.card, "plan_id": shop.plan, "currency": "CNY", "payment_method": "wallet", "client_reference": "app-42"})
+}
+
+async fn place(app: &TestApp, shop: &Shop, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&shop.token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Wallet balance, ledger sum, ledger length and order count: what must not move on a refusal.
+async fn books(app: &TestApp, shop: &Shop) -> (i64, i64, usize, usize) {
+    let wallet: Value = app
+        .get_with("/v1/wallet", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let balance = wallet["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["currency"] == "CNY")
+        .map(|b| b["available"].as_i64().unwrap())
+        .unwrap_or(0);
+    let ledger: Value = app
+        .get_with("/v1/wallet/transactions?limit=100", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let entries = ledger["data"].as_array().unwrap();
+    let sum = entries.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+    let orders: Value = app
+        .get_with("/v1/orders?limit=100", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    (
+        balance,
+        sum,
+        entries.len(),
+        orders["data"].as_array().unwrap().len(),
+    )
+}
+
+async fn a_wallet_order_is_paid_at_once_with_a_receipt(app: TestApp) {
+    let shop = shop(&app, 10_000).await;
+    let response = place(&app, &shop, "k-1", &order_body(&shop)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/v1/orders/{}", order["id"].as_str().unwrap())
+    );
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["amount"], PRICE);
+    assert_eq!(order["currency"], "CNY");
+    assert_eq!(
+        order["payment"],
+        json!({"method": "wallet", "status": "succeeded"})
+    );
+    assert_eq!(order["client_reference"], "app-42");
+    let receipt = order["receipt_number"].as_str().unwrap();
+    let today = chrono::Utc::now().format("%Y%m%d").to_string();
+    assert_eq!(receipt, format!("R-{today}-000001"));
+    let fetched: Value = app
+        .get_with(&location, &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched, order);
+
+    let (balance, sum, entries, orders) = books(&app, &shop).await;
+    assert_eq!(
+        (balance, sum, entries, orders),
+        (10_000 - PRICE, 10_000 - PRICE, 2, 1)
+    );
+    let ledger: Value = app
+        .get_with("/v1/wallet/transactions", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let debit = &ledger["data"][0];
+    assert_eq!(
+        (debit["kind"].as_str(), debit["amount"].as_i64()),
+        (Some("debit"), Some(-PRICE))
+    );
+    assert_eq!(debit["balance_after"], 10_000 - PRICE);
+    assert_eq!(debit["order_id"], order["id"]);
+
+    let second: Value = place(&app, &shop, "k-2", &order_body(&shop))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["receipt_number"], format!("R-{today}-000002"));
+}
+
+async fn each_refusal_has_its_code_and_changes_nothing(app: TestApp) {
+    let shop = shop(&app, 5_000).await;
+    let before = books(&app, &shop).await;
+    let esim_plan = app
+        .store
+        .run(|conn| {
+            simrenew::catalog::store::find_by_code(conn, "JP-ESIM-M-5G")
+                .map_err(simrenew::error::ApiError::from)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let mut body = order_body(&shop);
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            {
+                body["iccid"] = json!(iccid(20, 99));
+                body.clone()
+            },
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["plan_id"] = json!(esim_plan);
+                body.clone()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "plan_not_available_for_card",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["plan_id"] = json!(uuid::Uuid::now_v7());
+                body.clone()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "plan_not_available_for_card",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["currency"] = json!("EUR");
+                body.clone()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_not_offered",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["currency"] = json!("RMB");
+                body.clone()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["payment_method"] = json!("alipay");
+                body.clone()
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_method_unavailable",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["amount"] = json!(1);
+                body.clone()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["status"] = json!("completed");
+                body.clone()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            {
+                body = order_body(&shop);
+                body["payment_method"] = json!("cash");
+                body.clone()
+            },
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (i, (body, status, code)) in cases.into_iter().enumerate() {
+        let response = place(&app, &shop, &format!("refusal-{i}"), &body).await;
+        assert_problem(response, status, code).await;
+    }
+    let missing_key = app
+        .post_json("/v1/orders", &shop.token, &order_body(&shop))
+        .await;
+    assert_problem(
+        missing_key,
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_missing",
+    )
+    .await;
+
+    // Two orders fit in 5000 fen once; the second is refused with nothing written.
+    assert_eq!(
+        place(&app, &shop, "fits", &order_body(&shop))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let after_one = books(&app, &shop).await;
+    assert_problem(
+        place(&app, &shop, "too-much", &order_body(&shop)).await,
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient_funds",
+    )
+    .await;
+    assert_eq!(books(&app, &shop).await, after_one);
+
+    app.post_json(
+        &format!("/v1/admin/cards/{}/suspend", shop.card),
+        &shop.admin,
+        &json!({}),
+    )
+    .await;
+    assert_problem(
+        place(&app, &shop, "suspended", &order_body(&shop)).await,
+        StatusCode::CONFLICT,
+        "card_suspended",
+    )
+    .await;
+    assert_eq!(books(&app, &shop).await, after_one);
+    assert_eq!((before.0 - after_one.0, after_one.3 - before.3), (PRICE, 1));
+}
+
+async fn a_replay_returns_identical_bytes_and_a_new_body_is_refused(app: TestApp) {
+    let shop = shop(&app, 10_000).await;
+    let first = place(&app, &shop, "same-key", &order_body(&shop)).await;
+    let (status, location) = (first.status(), first.headers()["location"].clone());
+    let first_bytes = first.bytes().await.unwrap();
+    let replay = place(&app, &shop, "same-key", &order_body(&shop)).await;
+    assert_eq!(replay.status(), status);
+    assert_eq!(replay.headers()["location"], location);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.bytes().await.unwrap(), first_bytes, "byte for byte");
+    assert_eq!(books(&app, &shop).await.3, 1, "one order");
+
+    let mut other = order_body(&shop);
+    other["client_reference"] = json!("another purchase");
+    assert_problem(
+        place(&app, &shop, "same-key", &other).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+
+    // Business errors replay too.
+    let poor = shop_for_partner_without_funds(&app, &shop).await;
+    let refused = place(&app, &poor, "poor-key", &order_body(&poor)).await;
+    assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
+    let refused_bytes = refused.bytes().await.unwrap();
+    let again = place(&app, &poor, "poor-key", &order_body(&poor)).await;
+    assert_eq!(again.status(), StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(again.bytes().await.unwrap(), refused_bytes);
+
+    // Keys are per partner: the same key from another partner is a new request.
+    let fresh = place(&app, &poor, "same-key", &order_body(&poor)).await;
+    assert_eq!(fresh.status(), StatusCode::PAYMENT_REQUIRED);
+}
+
+async fn shop_for_partner_without_funds(app: &TestApp, shop: &Shop) -> Shop {
+    let (partner, token) = app.partner_with_token("Poor").await;
+    let card = iccid(21, 1);
+    app.post_json(
+        "/v1/admin/cards",
+        &shop.admin,
+        &json!({"partner_id": partner.id, "cards": [{"iccid": card, "card_type": "fm"}]}),
+    )
+    .await;
+    Shop {
+        admin: shop.admin.clone(),
+        partner_id: partner.id,
+        token,
+        card,
+        plan: shop.plan.clone(),
+    }
+}
+
+async fn ten_parallel_requests_with_one_key_make_one_order(app: TestApp) {
+    let shop = shop(&app, 100_000).await;
+    let body = order_body(&shop);
+    let requests = (0..10).map(|_| place(&app, &shop, "raced-key", &body));
+    let responses = futures_util::future::join_all(requests).await;
+    let mut created_ids = HashSet::new();
+    let mut in_progress = 0;
+    for response in responses {
+        match response.status() {
+            StatusCode::CREATED => {
+                let order: Value = response.json().await.unwrap();
+                created_ids.insert(order["id"].as_str().unwrap().to_owned());
+            }
+            StatusCode::CONFLICT => {
+                assert_problem(
+                    response,
+                    StatusCode::CONFLICT,
+                    "idempotency_request_in_progress",
+                )
+                .await;
+                in_progress += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created_ids.len(), 1, "every 201 is the same order");
+    assert!(in_progress < 10);
+    let (balance, sum, entries, orders) = books(&app, &shop).await;
+    assert_eq!(
+        (balance, sum, entries, orders),
+        (100_000 - PRICE, 100_000 - PRICE, 2, 1)
+    );
+}
+
+async fn race(app: &TestApp, other: &TestApp, shop: &Shop) {
+    let body = order_body(shop);
+    let keys: Vec<String> = (0..20).map(|i| format!("race-{i}")).collect();
+    let body = &body;
+    let requests = keys.iter().enumerate().map(|(i, key)| {
+        let target = if i % 2 == 0 { app } else { other };
+        async move {
+            target
+                .client
+                .post(target.url("/v1/orders"))
+                .bearer_auth(&shop.token)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!((created, refused), (5, 15), "{statuses:?}");
+    let (balance, sum, entries, orders) = books(app, shop).await;
+    assert_eq!((balance, sum, entries, orders), (0, 0, 6, 5));
+}
+
+async fn twenty_parallel_orders_against_funds_for_five(app: TestApp) {
+    let shop = shop(&app, 5 * PRICE).await;
+    race(&app, &app, &shop).await;
+}
+
+async fn the_same_race_across_two_instances(app: TestApp) {
+    let shop = shop(&app, 5 * PRICE).await;
+    let sibling = app.spawn_sibling(app.settings()).await;
+    race(&app, &sibling, &shop).await;
+}
+
+async fn cancelling_a_paid_order_refunds_the_wallet_once(app: TestApp) {
+    let shop = shop(&app, 10_000).await;
+    let order: Value = place(&app, &shop, "to-cancel", &order_body(&shop))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = order["id"].as_str().unwrap();
+    let cancelled = app
+        .post_json(&format!("/v1/orders/{id}/cancel"), &shop.token, &json!({}))
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["payment"]["status"], "refunded");
+    assert_eq!(cancelled["refund"]["amount"], PRICE);
+    assert!(cancelled["closed_at"].is_string());
+
+    let again = app
+        .post_json(&format!("/v1/orders/{id}/cancel"), &shop.token, &json!({}))
+        .await;
+    assert_problem(again, StatusCode::CONFLICT, "invalid_state_transition").await;
+    let (balance, sum, entries, _) = books(&app, &shop).await;
+    assert_eq!(
+        (balance, sum, entries),
+        (10_000, 10_000, 3),
+        "credit, debit, one refund"
+    );
+    let ledger: Value = app
+        .get_with("/v1/wallet/transactions", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ledger["data"][0]["kind"], "refund");
+    assert_eq!(ledger["data"][0]["order_id"], order["id"]);
+}
+
+async fn orders_list_filter_and_stay_private(app: TestApp) {
+    let shop = shop(&app, 100_000).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let order: Value = place(&app, &shop, &format!("list-{i}"), &order_body(&shop))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    app.post_json(
+        &format!("/v1/orders/{}/cancel", ids[0]),
+        &shop.token,
+        &json!({}),
+    )
+    .await;
+    let listed: Value = app
+        .get_with("/v1/orders?limit=2", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_page: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        first_page,
+        [ids[2].as_str(), ids[1].as_str()],
+        "newest first"
+    );
+    let next = listed["next_cursor"].as_str().unwrap();
+    let rest: Value = app
+        .get_with(&format!("/v1/orders?limit=2&cursor={next}"), &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["data"][0]["id"], ids[0]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    let cancelled: Value = app
+        .get_with("/v1/orders?status=cancelled", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["data"].as_array().unwrap().len(), 1);
+    let by_card: Value = app
+        .get_with(&format!("/v1/cards/{}/orders", shop.card), &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_card["data"].as_array().unwrap().len(), 3);
+    let future = (chrono::Utc::now() + chrono::TimeDelta::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let none: Value = app
+        .get_with(&format!("/v1/orders?created_after={future}"), &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["data"], json!([]));
+    assert_problem(
+        app.get_with("/v1/orders?status=lost", &shop.token).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+
+    let (_, stranger) = app.partner_with_token("Stranger").await;
+    for path in [
+        format!("/v1/orders/{}", ids[1]),
+        format!("/v1/cards/{}/orders", shop.card),
+    ] {
+        assert_problem(
+            app.get_with(&path, &stranger).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    let cancel = app
+        .post_json(
+            &format!("/v1/orders/{}/cancel", ids[1]),
+            &stranger,
+            &json!({}),
+        )
+        .await;
+    assert_problem(cancel, StatusCode::NOT_FOUND, "not_found").await;
+    let theirs: Value = app
+        .get_with("/v1/orders", &stranger)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["data"], json!([]));
+    let _ = &shop.partner_id;
+}
+
+async fn a_price_change_never_alters_a_past_order(app: TestApp) {
+    let shop = shop(&app, 100_000).await;
+    let order: Value = place(&app, &shop, "before-change", &order_body(&shop))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let patched = app
+        .client
+        .patch(app.url(&format!("/v1/admin/plans/{}", shop.plan)))
+        .bearer_auth(&shop.admin)
+        .json(&json!({"prices": [{"currency": "CNY", "amount": 9999}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let fetched: Value = app
+        .get_with(
+            &format!("/v1/orders/{}", order["id"].as_str().unwrap()),
+            &shop.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["amount"], PRICE);
+    let next: Value = place(&app, &shop, "after-change", &order_body(&shop))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["amount"], 9999);
+}
+
+async fn wallet_credits_honour_idempotency_keys(app: TestApp) {
+    let shop = shop(&app, 0).await;
+    let credit = |key: &'static str, amount: i64| {
+        app.client
+            .post(app.url(&format!(
+                "/v1/admin/partners/{}/wallet/credits",
+                shop.partner_id
+            )))
+            .bearer_auth(&shop.admin)
+            .header("Idempotency-Key", key)
+            .json(&json!({"currency": "CNY", "amount": amount, "reference": "wire 1"}))
+            .send()
+    };
+    let first = credit("credit-1", 2500).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let replay: Value = credit("credit-1", 2500)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay, first);
+    assert_problem(
+        credit("credit-1", 9999).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_eq!(books(&app, &shop).await.0, 2500);
+
+    for (body, field) in [
+        (json!({"currency": "CNY", "amount": 0}), "amount"),
+        (json!({"currency": "XXX1", "amount": 5}), "currency"),
+    ] {
+        let response = app
+            .post_json(
+                &format!("/v1/admin/partners/{}/wallet/credits", shop.partner_id),
+                &shop.admin,
+                &body,
+            )
+            .await;
+        let problem = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    let nobody = app
+        .post_json(
+            &format!("/v1/admin/partners/{}/wallet/credits", uuid::Uuid::now_v7()),
+            &shop.admin,
+            &json!({"currency": "CNY", "amount": 5}),
+        )
+        .await;
+    assert_problem(nobody, StatusCode::NOT_FOUND, "not_found").await;
+    let by_partner = app
+        .post_json(
+            &format!("/v1/admin/partners/{}/wallet/credits", shop.partner_id),
+            &shop.token,
+            &json!({"currency": "CNY", "amount": 5}),
+        )
+        .await;
+    assert_problem(by_partner, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(books(&app, &shop).await.0, 2500);
+}
+
+/// 20 orders against funds for 5, split across two `serve` processes on one PostgreSQL
+/// database, everything set up through the operator CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_race_across_two_serve_processes_on_postgres() {
+    let Some(db) = common::TestDatabase::create(common::Backend::Postgres) else {
+        return;
+    };
+    let url = db.raw_url.clone();
+    let created: Value = serde_json::from_str(&common::cli(
+        &url,
+        &[
+            "partner",
+            "create",
+            "--name",
+            "Acme",
+            "--scopes",
+            "orders:write orders:read wallet:read",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let partner = created["partner_id"].as_str().unwrap().to_owned();
+    let plans = concat!(env!("CARGO_MANIFEST_DIR"), "/src/catalog/demo_plans.json");
+    common::cli(&url, &["plans", "import", plans]);
+    let card = iccid(30, 1);
+    let csv = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        csv.path(),
+        format!("iccid,card_type,msisdn,eid\n{card},fm,,\n"),
+    )
+    .unwrap();
+    common::cli(
+        &url,
+        &[
+            "cards",
+            "import",
+            csv.path().to_str().unwrap(),
+            "--partner",
+            &partner,
+        ],
+    );
+    let credited = common::cli(
+        &url,
+        &[
+            "wallet",
+            "credit",
+            "--partner",
+            &partner,
+            "--currency",
+            "CNY",
+            "--amount",
+            &(5 * PRICE).to_string(),
+        ],
+    );
+    assert!(credited.contains("\"balance_after\":19500"), "{credited}");
+
+    let (one, two) = tokio::join!(
+        common::Process::serve(&url, &[]),
+        common::Process::serve(&url, &[])
+    );
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("{}/v1/oauth/token", one.base_url))
+        .basic_auth(
+            created["client_id"].as_str().unwrap(),
+            created["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let plan = {
+        let listed: Value = client
+            .get(format!("{}/v1/plans?limit=100", one.base_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // The partner has no catalog scope: look the plan up in the database instead.
+        assert_eq!(listed["code"], "forbidden");
+        let store = simrenew::db::Db::new(
+            &db.url,
+            &simrenew::config::Settings::for_database(db.url.clone()).pool,
+        );
+        store
+            .run(|conn| {
+                simrenew::catalog::store::find_by_code(conn, "CN-FM-M-10G")
+                    .map_err(simrenew::error::ApiError::from)
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let body =
+        json!({"iccid": card, "plan_id": plan, "currency": "CNY", "payment_method": "wallet"});
+    let requests = (0..20).map(|i| {
+        let base = if i % 2 == 0 {
+            &one.base_url
+        } else {
+            &two.base_url
+        };
+        client
+            .post(format!("{base}/v1/orders"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", format!("proc-race-{i}"))
+            .json(&body)
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let created_count = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!((created_count, refused), (5, 15), "{statuses:?}");
+    let wallet: Value = client
+        .get(format!("{}/v1/wallet", two.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        wallet["balances"],
+        json!([{"currency": "CNY", "available": 0}])
+    );
+}
