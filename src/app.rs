@@ -70,7 +70,8 @@ fn register_routes(cfg: &mut ServiceConfig) {
         .configure(crate::cards::routes::configure)
         .configure(crate::usage::routes::configure)
         .configure(crate::orders::routes::configure)
-        .configure(crate::wallet::routes::configure);
+        .configure(crate::wallet::routes::configure)
+        .configure(crate::activation::routes::configure);
 }
 
 /// The OpenAPI document, generated from the registered routes.

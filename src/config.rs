@@ -213,6 +213,32 @@ impl Default for AuthSettings {
     }
 }
 
+/// How renewals reach the cards.
+#[derive(Debug, Clone, Args)]
+pub struct ActivationArgs {
+    /// The SM-DP+ server eSIM profiles are downloaded from (host, optionally :port).
+    #[arg(long, env = "SIMRENEW_SMDP_ADDRESS", default_value = "smdp.simrenew.test",
+          value_parser = parse_smdp_address, global = true)]
+    pub smdp_address: String,
+}
+
+/// A host name (and optional port): the part of an activation code between the `$`s.
+fn parse_smdp_address(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 253
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+    if ok {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(
+            "must be a host name such as rsp.example.com (letters, digits, `.`, `-`, `:` only)"
+                .into(),
+        )
+    }
+}
+
 /// Options of `simrenew serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -223,6 +249,11 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start (run `simrenew migrate` separately).
     #[arg(long)]
     pub no_migrate: bool,
+
+    /// On an empty database, seed a demo catalog, partner, cards and wallet, and print
+    /// the demo credentials.
+    #[arg(long)]
+    pub demo: bool,
 
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "SIMRENEW_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -239,14 +270,21 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     pub pool: PoolOptions,
     pub auth: AuthSettings,
+    /// The SM-DP+ address put in eSIM activation codes.
+    pub smdp_address: String,
 }
 
 impl Settings {
-    pub fn from_args(database: &DatabaseArgs, auth: &AuthArgs) -> Result<Self, String> {
+    pub fn from_args(
+        database: &DatabaseArgs,
+        auth: &AuthArgs,
+        activation: &ActivationArgs,
+    ) -> Result<Self, String> {
         Ok(Self {
             database_url: database.database_url.clone(),
             pool: database.pool_options(),
             auth: auth.settings()?,
+            smdp_address: activation.smdp_address.clone(),
         })
     }
 
@@ -259,6 +297,7 @@ impl Settings {
                 acquire_timeout: Duration::from_secs(3),
             },
             auth: AuthSettings::default(),
+            smdp_address: "smdp.simrenew.test".into(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// A request with this key is still being processed; retry shortly.
     IdempotencyRequestInProgress,
+    /// The eSIM is bound to another EID than the one given.
+    EidMismatch,
 }
 
 impl ErrorCode {
@@ -84,6 +86,7 @@ impl ErrorCode {
             Self::IdempotencyKeyMissing => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyRequestInProgress => StatusCode::CONFLICT,
+            Self::EidMismatch => StatusCode::CONFLICT,
         }
     }
 
@@ -110,6 +113,7 @@ impl ErrorCode {
             Self::IdempotencyKeyMissing => "Idempotency-Key missing",
             Self::IdempotencyKeyReused => "Idempotency-Key reused",
             Self::IdempotencyRequestInProgress => "Request in progress",
+            Self::EidMismatch => "EID mismatch",
         }
     }
 
@@ -136,6 +140,7 @@ impl ErrorCode {
             Self::IdempotencyKeyMissing => "idempotency_key_missing",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
+            Self::EidMismatch => "eid_mismatch",
         }
     }
 }
@@ -422,6 +427,7 @@ mod tests {
             ErrorCode::IdempotencyKeyMissing,
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::IdempotencyRequestInProgress,
+            ErrorCode::EidMismatch,
         ];
         for code in all {
             assert_eq!(

@@ -1,11 +1,13 @@
 //! simrenew: the renewal (top-up) backend for FM cards and eSIMs.
 
+pub mod activation;
 pub mod app;
 pub mod auth;
 pub mod cards;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod health;

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use simrenew::app::{self, AppState, ServerOptions};
 use simrenew::auth::scopes::ScopeSet;
-use simrenew::config::{AuthArgs, DatabaseArgs, LogArgs, ServeArgs, Settings};
+use simrenew::config::{ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, ServeArgs, Settings};
 use simrenew::db::Db;
 use simrenew::partners::{self, model::NewPartner};
 
@@ -23,6 +23,9 @@ struct Cli {
 
     #[command(flatten)]
     auth: AuthArgs,
+
+    #[command(flatten)]
+    activation: ActivationArgs,
 
     #[command(flatten)]
     log: LogArgs,
@@ -118,8 +121,8 @@ fn main() -> ExitCode {
         eprintln!("simrenew: {message}");
         return ExitCode::FAILURE;
     }
-    let outcome =
-        Settings::from_args(&cli.database, &cli.auth).and_then(|settings| match cli.command {
+    let outcome = Settings::from_args(&cli.database, &cli.auth, &cli.activation).and_then(
+        |settings| match cli.command {
             Command::Serve(args) => serve(settings, args),
             Command::Migrate => {
                 migrate(&Db::new(&settings.database_url, &settings.pool), &settings)
@@ -147,7 +150,8 @@ fn main() -> ExitCode {
                     reference,
                 },
             ),
-        });
+        },
+    );
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -155,6 +159,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn seed_demo(db: &Db) -> Result<(), String> {
+    let seeded = block_on(simrenew::demo::seed_if_empty(db))?
+        .map_err(|e| format!("demo seed failed: {}", describe(e)))?;
+    match seeded {
+        Some(seed) => {
+            println!("simrenew demo: seeded a catalog, two cards with a current term each, and CNY 1000.00 in the wallet.");
+            println!("  partner   client_id={} client_secret={}", seed.partner.client_id, seed.partner.client_secret);
+            println!("  operator  client_id={} client_secret={}", seed.operator.client_id, seed.operator.client_secret);
+            println!("  fm_card   {}", simrenew::demo::DEMO_FM_ICCID);
+            println!("  esim_card {}", simrenew::demo::DEMO_ESIM_ICCID);
+            println!("The secrets are shown only now.");
+        }
+        None => println!(
+            "simrenew demo: the database already has partners; demo credentials were printed when it was seeded \
+             (make more with `simrenew partner create`)."
+        ),
+    }
+    Ok(())
 }
 
 fn migrate(db: &Db, settings: &Settings) -> Result<(), String> {
@@ -170,6 +194,12 @@ fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
     let db = Db::new(&settings.database_url, &settings.pool);
     if !args.no_migrate {
         migrate(&db, &settings)?;
+    }
+    if args.demo {
+        if args.no_migrate {
+            migrate(&db, &settings)?;
+        }
+        seed_demo(&db)?;
     }
     let state = AppState::load(settings, db)?;
     let listener = TcpListener::bind(args.bind)

@@ -27,6 +27,7 @@ integer amount in the currency's minor unit with an ISO 4217 code. Every error i
         (name = "catalog", description = "The plans on sale and device eSIM compatibility (scope `catalog:read`)."),
         (name = "cards", description = "Your cards, their terms and balances (scope `cards:read`)."),
         (name = "orders", description = "Buy a plan for a card, exactly once (scopes `orders:read`, `orders:write`)."),
+        (name = "activation", description = "Install or deliver a paid renewal and confirm it took effect, with the new validity."),
         (name = "wallet", description = "Your prepaid wallet and its ledger (scope `wallet:read`)."),
         (name = "network", description = "Calls from the mobile network (scope `network`): usage records."),
         (name = "admin", description = "Operator endpoints (scope `admin`): partners, credentials, plans, devices."),
@@ -91,6 +92,7 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         ];
         for operation in operations.into_iter().flatten() {
             describe_bare_responses(operation);
+            name_optional_request_body(operation);
             let protected = operation.security.as_ref().is_some_and(|requirements| {
                 requirements.iter().any(|requirement| {
                     serde_json::to_value(requirement).is_ok_and(|v| v != serde_json::json!({}))
@@ -126,6 +128,41 @@ fn describe_bare_responses(operation: &mut utoipa::openapi::path::Operation) {
                 response.description = reason.to_owned();
             }
         }
+    }
+}
+
+/// utoipa writes an optional body (`Option<Json<T>>`) as `oneOf: [T, null]`; generators
+/// want the named schema, with the body marked not required.
+fn name_optional_request_body(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::{RefOr, Required};
+    let Some(body) = operation.request_body.as_mut() else {
+        return;
+    };
+    let RefOr::T(body) = body else {
+        return;
+    };
+    let mut unwrapped = false;
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else {
+            continue;
+        };
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let named: Vec<_> = one_of
+            .items
+            .iter()
+            .filter(|item| matches!(item, RefOr::Ref(_)))
+            .cloned()
+            .collect();
+        if named.len() == 1 && one_of.items.len() == 2 {
+            content.schema = named.into_iter().next();
+            unwrapped = true;
+        }
+    }
+    if unwrapped {
+        body.required = Some(Required::False);
     }
 }
 

@@ -196,6 +196,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activations (order_id) {
+        order_id -> Text,
+        iccid -> Text,
+        card_type -> Text,
+        mode -> Text,
+        status -> Text,
+        smdp_address -> Nullable<Text>,
+        matching_id -> Nullable<Text>,
+        term_id -> Nullable<Text>,
+        effective_from -> Nullable<Timestamp>,
+        valid_until -> Nullable<Timestamp>,
+        previous_valid_until -> Nullable<Timestamp>,
+        confirmed_at -> Nullable<Timestamp>,
+        failure_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(activations -> orders (order_id));
 diesel::joinable!(orders -> cards (iccid));
 diesel::joinable!(orders -> plans (plan_id));
 diesel::joinable!(cards -> partners (partner_id));
@@ -222,4 +243,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     receipt_counters,
     idempotency_keys,
+    activations,
 );

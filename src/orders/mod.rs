@@ -128,13 +128,14 @@ pub fn validate(input: &NewOrder) -> Result<Currency, ApiError> {
 /// suspended (`409 card_suspended`), the plan is on sale for its card type (`422
 /// plan_not_available_for_card`), priced in the currency (`422 currency_not_offered`),
 /// payable by this method (`422 payment_method_unavailable`), and, for the wallet, funded
-/// (`402 insufficient_funds`). The wallet debit and the move to `paid` happen in the
-/// caller's transaction with the insert: all of it, or nothing.
+/// (`402 insufficient_funds`). The wallet debit, the move to `paid` and the pending
+/// activation happen in the caller's transaction with the insert: all of it, or nothing.
 pub fn create(
     conn: &mut DbConnection,
     partner_id: &str,
     input: &NewOrder,
     currency: Currency,
+    smdp_address: &str,
 ) -> Result<OrderRow, ApiError> {
     let iccid = input.iccid.trim();
     let card = card_store::find_partner_card(conn, partner_id, iccid)?
@@ -199,7 +200,9 @@ pub fn create(
     };
     store::insert(conn, &order)?;
     wallet::debit(conn, partner_id, currency, amount, &order.id)?;
-    transition(conn, &order, OrderEvent::PaymentSucceeded)
+    let paid = transition(conn, &order, OrderEvent::PaymentSucceeded)?;
+    crate::activation::create_pending(conn, &paid, card.card_type(), smdp_address)?;
+    Ok(paid)
 }
 
 /// Cancels a partner's order from `pending_payment` or `paid` (before activation); a

@@ -59,8 +59,9 @@ async fn create_order(
     let partner_id = auth.principal.partner_id;
     let scope = idempotency::Scope::from_request(&req, &partner_id, &input, true)?;
     let currency = super::validate(&input)?;
+    let smdp_address = state.settings.smdp_address.clone();
     idempotency::execute(&state.db, scope, move |conn| {
-        let order = super::create(conn, &partner_id, &input, currency)?;
+        let order = super::create(conn, &partner_id, &input, currency, &smdp_address)?;
         Reply::json(
             StatusCode::CREATED,
             Some(format!("/v1/orders/{}", order.id)),
