@@ -29,6 +29,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub auth: Authenticator,
     pub catalog: crate::catalog::CatalogCache,
+    pub payments: crate::payments::Payments,
 }
 
 impl AppState {
@@ -50,17 +51,49 @@ impl AppState {
         let limits = TokenRateLimits::new(auth.token_rate_per_client, auth.token_rate_per_address);
         let authenticator = Authenticator::new(tokens, limits, auth.credential_check_interval);
         secrets::warm_up();
+        let payments = build_payments(&settings.payments)?;
         Ok(Self {
             db,
             settings: Arc::new(settings),
             auth: authenticator,
             catalog: crate::catalog::CatalogCache::default(),
+            payments,
         })
     }
 }
 
-/// Every documented route, capability by capability.
-fn register_routes(cfg: &mut ServiceConfig) {
+fn build_payments(
+    settings: &crate::config::PaymentSettings,
+) -> Result<crate::payments::Payments, String> {
+    use crate::config::ProviderKind;
+    use crate::payments::{sandbox::Sandbox, stripe::Stripe, Payments, Provider};
+    let methods_of = |kind: ProviderKind| -> Vec<_> {
+        settings
+            .routes
+            .iter()
+            .filter(|(_, p)| *p == kind)
+            .map(|(m, _)| *m)
+            .collect()
+    };
+    let mut payments = Payments::new(settings.order_ttl);
+    if let Some(config) = &settings.stripe {
+        payments = payments.with(
+            Provider::Stripe(Stripe::new(config.clone())?),
+            &methods_of(ProviderKind::Stripe),
+        );
+    }
+    let sandboxed = methods_of(ProviderKind::Sandbox);
+    if !sandboxed.is_empty() {
+        payments = payments.with(Provider::Sandbox(Sandbox), &sandboxed);
+    }
+    Ok(payments)
+}
+
+/// Every documented route, capability by capability; the sandbox's only when enabled.
+fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
+    if sandbox {
+        cfg.configure(crate::payments::routes::configure_sandbox);
+    }
     cfg.configure(crate::health::configure)
         .configure(metrics::configure)
         .configure(crate::auth::routes::configure)
@@ -71,15 +104,17 @@ fn register_routes(cfg: &mut ServiceConfig) {
         .configure(crate::usage::routes::configure)
         .configure(crate::orders::routes::configure)
         .configure(crate::wallet::routes::configure)
-        .configure(crate::activation::routes::configure);
+        .configure(crate::activation::routes::configure)
+        .configure(crate::payments::routes::configure);
 }
 
-/// The OpenAPI document, generated from the registered routes.
+/// The OpenAPI document, generated from the registered routes (the sandbox's included,
+/// tagged `sandbox`: a deployment serves them only when the sandbox is enabled).
 pub fn api_document() -> utoipa::openapi::OpenApi {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(register_routes)
+        .configure(|cfg| register_routes(cfg, true))
         .split_for_parts();
     crate::openapi::finish(doc)
 }
@@ -96,12 +131,13 @@ pub fn build_app(
         InitError = (),
     >,
 > {
-    let (app, doc) = App::new()
+    let sandbox = state.payments.sandbox_enabled();
+    let (app, _) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(register_routes)
+        .configure(|cfg| register_routes(cfg, sandbox))
         .split_for_parts();
-    let doc = crate::openapi::finish(doc);
+    let doc = api_document();
     let route_table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
     app.app_data(state)
         .app_data(web::Data::new(metrics.registry.clone()))
@@ -125,19 +161,35 @@ pub struct ServerOptions {
     pub shutdown_timeout_s: u64,
 }
 
-/// How often expired idempotency keys are removed. Any instance may do it; deleting
-/// what another instance already deleted is harmless.
-const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often unpaid orders are expired and owed refunds retried; expired idempotency
+/// keys are purged every tenth time. Any instance may do it: each step is a conditional
+/// update or an idempotent delete, so instances running it together do not collide.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn spawn_housekeeping(state: web::Data<AppState>) {
+    use crate::payments::settle;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-        loop {
+        for round in 0_u64.. {
             tick.tick().await;
-            match crate::idempotency::purge_expired(&state.db).await {
+            match settle::expire_unpaid(&state.db, state.payments.order_ttl).await {
                 Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "expired idempotency keys removed"),
-                Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; will retry"),
+                Ok(expired) => tracing::info!(expired, "unpaid orders expired"),
+                Err(e) => tracing::warn!(error = %e, "order expiry failed; will retry"),
+            }
+            if let Ok(refunded) = settle::refund_owed(&state.db, &state.payments).await {
+                if refunded > 0 {
+                    tracing::info!(refunded, "owed refunds made");
+                }
+            }
+            if round % 10 == 0 {
+                match crate::idempotency::purge_expired(&state.db).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "expired idempotency keys removed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "idempotency key purge failed; will retry")
+                    }
+                }
             }
         }
     });

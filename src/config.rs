@@ -10,6 +10,8 @@ use clap::{Args, ValueEnum};
 
 use crate::auth::keys::{JwtAlgorithm, KeySource, KeyText};
 use crate::db::{DatabaseUrl, PoolOptions};
+use crate::orders::model::PaymentMethod;
+use crate::payments::stripe::StripeConfig;
 
 /// Where the data lives; shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -239,6 +241,156 @@ fn parse_smdp_address(text: &str) -> Result<String, String> {
     }
 }
 
+/// Which payment provider takes which external method, and the providers' settings.
+#[derive(Debug, Clone, Args)]
+pub struct PaymentArgs {
+    /// `method=provider` pairs, e.g. `card=stripe,alipay=stripe,wechat_pay=stripe`;
+    /// providers: `stripe`, `sandbox`. Methods left out answer 422 payment_method_unavailable.
+    #[arg(
+        long,
+        env = "SIMRENEW_PAYMENT_METHODS",
+        default_value = "",
+        global = true
+    )]
+    pub payment_methods: String,
+
+    /// Stripe secret API key (sk_…); required when a method uses Stripe.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
+    pub stripe_secret_key: Option<String>,
+
+    /// Stripe webhook signing secret (whsec_…); required when a method uses Stripe.
+    #[arg(
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_webhook_secret: Option<String>,
+
+    /// Stripe's API base URL.
+    #[arg(
+        long,
+        env = "SIMRENEW_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com",
+        global = true
+    )]
+    pub stripe_api_base: String,
+
+    /// Where payers return after a provider's page.
+    #[arg(
+        long,
+        env = "SIMRENEW_PAYMENT_RETURN_URL",
+        default_value = "https://example.com/simrenew/return",
+        global = true
+    )]
+    pub payment_return_url: String,
+
+    /// How long a provider call may take, in milliseconds.
+    #[arg(long, env = "SIMRENEW_PAYMENT_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
+    pub payment_timeout_ms: u64,
+
+    /// Unpaid orders expire after this many seconds.
+    #[arg(long, env = "SIMRENEW_ORDER_TTL_S", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(60..=86_400), global = true)]
+    pub order_ttl_s: u64,
+}
+
+/// A provider a method can be routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Stripe,
+    Sandbox,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    pub routes: Vec<(PaymentMethod, ProviderKind)>,
+    pub stripe: Option<StripeConfig>,
+    pub order_ttl: Duration,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            stripe: None,
+            order_ttl: Duration::from_secs(1800),
+        }
+    }
+}
+
+impl PaymentSettings {
+    /// Every external method through the sandbox (development, `--demo`).
+    pub fn sandbox_everywhere(&mut self) {
+        self.routes = [
+            PaymentMethod::Card,
+            PaymentMethod::Alipay,
+            PaymentMethod::WechatPay,
+        ]
+        .into_iter()
+        .map(|method| (method, ProviderKind::Sandbox))
+        .collect();
+    }
+}
+
+impl PaymentArgs {
+    pub fn settings(&self) -> Result<PaymentSettings, String> {
+        let mut routes = Vec::new();
+        for pair in self
+            .payment_methods
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (method, provider) = pair.split_once('=').ok_or_else(|| {
+                format!("SIMRENEW_PAYMENT_METHODS: `{pair}` is not method=provider")
+            })?;
+            let method = match method.trim() {
+                "card" => PaymentMethod::Card,
+                "alipay" => PaymentMethod::Alipay,
+                "wechat_pay" => PaymentMethod::WechatPay,
+                other => return Err(format!(
+                    "SIMRENEW_PAYMENT_METHODS: unknown method `{other}` (card, alipay, wechat_pay)"
+                )),
+            };
+            let provider =
+                match provider.trim() {
+                    "stripe" => ProviderKind::Stripe,
+                    "sandbox" => ProviderKind::Sandbox,
+                    other => return Err(format!(
+                        "SIMRENEW_PAYMENT_METHODS: unknown provider `{other}` (stripe, sandbox)"
+                    )),
+                };
+            routes.push((method, provider));
+        }
+        let stripe = if routes.iter().any(|(_, p)| *p == ProviderKind::Stripe) {
+            let secret_key = self
+                .stripe_secret_key
+                .clone()
+                .ok_or("STRIPE_SECRET_KEY is required when a method uses Stripe")?;
+            let webhook_secret = self
+                .stripe_webhook_secret
+                .clone()
+                .ok_or("STRIPE_WEBHOOK_SECRET is required when a method uses Stripe")?;
+            Some(StripeConfig {
+                api_base: self.stripe_api_base.clone(),
+                secret_key,
+                webhook_secret,
+                return_url: self.payment_return_url.clone(),
+                timeout: Duration::from_millis(self.payment_timeout_ms),
+            })
+        } else {
+            None
+        };
+        Ok(PaymentSettings {
+            routes,
+            stripe,
+            order_ttl: Duration::from_secs(self.order_ttl_s),
+        })
+    }
+}
+
 /// Options of `simrenew serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -272,6 +424,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The SM-DP+ address put in eSIM activation codes.
     pub smdp_address: String,
+    pub payments: PaymentSettings,
 }
 
 impl Settings {
@@ -279,12 +432,14 @@ impl Settings {
         database: &DatabaseArgs,
         auth: &AuthArgs,
         activation: &ActivationArgs,
+        payments: &PaymentArgs,
     ) -> Result<Self, String> {
         Ok(Self {
             database_url: database.database_url.clone(),
             pool: database.pool_options(),
             auth: auth.settings()?,
             smdp_address: activation.smdp_address.clone(),
+            payments: payments.settings()?,
         })
     }
 
@@ -298,6 +453,7 @@ impl Settings {
             },
             auth: AuthSettings::default(),
             smdp_address: "smdp.simrenew.test".into(),
+            payments: PaymentSettings::default(),
         }
     }
 }

@@ -60,6 +60,12 @@ pub enum ErrorCode {
     IdempotencyRequestInProgress,
     /// The eSIM is bound to another EID than the one given.
     EidMismatch,
+    /// The payment provider is down or slow; retry with the same Idempotency-Key.
+    PaymentProviderUnavailable,
+    /// The payment provider refused the payment; retrying will not help.
+    PaymentProviderRejected,
+    /// A webhook's signature is missing, wrong or too old.
+    InvalidSignature,
 }
 
 impl ErrorCode {
@@ -87,6 +93,9 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyRequestInProgress => StatusCode::CONFLICT,
             Self::EidMismatch => StatusCode::CONFLICT,
+            Self::PaymentProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PaymentProviderRejected => StatusCode::BAD_GATEWAY,
+            Self::InvalidSignature => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -114,6 +123,9 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "Idempotency-Key reused",
             Self::IdempotencyRequestInProgress => "Request in progress",
             Self::EidMismatch => "EID mismatch",
+            Self::PaymentProviderUnavailable => "Payment provider unavailable",
+            Self::PaymentProviderRejected => "Payment provider refused",
+            Self::InvalidSignature => "Invalid signature",
         }
     }
 
@@ -141,6 +153,9 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
             Self::EidMismatch => "eid_mismatch",
+            Self::PaymentProviderUnavailable => "payment_provider_unavailable",
+            Self::PaymentProviderRejected => "payment_provider_rejected",
+            Self::InvalidSignature => "invalid_signature",
         }
     }
 }
@@ -428,6 +443,9 @@ mod tests {
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::IdempotencyRequestInProgress,
             ErrorCode::EidMismatch,
+            ErrorCode::PaymentProviderUnavailable,
+            ErrorCode::PaymentProviderRejected,
+            ErrorCode::InvalidSignature,
         ];
         for code in all {
             assert_eq!(

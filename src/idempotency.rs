@@ -131,7 +131,11 @@ impl Reply {
 }
 
 enum Claim {
-    Claimed,
+    /// This request holds the key; `resource_id` is what an earlier, interrupted attempt
+    /// had created (multi-step requests resume from it).
+    Claimed {
+        resource_id: Option<String>,
+    },
     Replay(Reply),
     Mismatch,
     InProgress,
@@ -145,6 +149,7 @@ type Row = (
     Option<String>,
     Option<Vec<u8>>,
     chrono::NaiveDateTime,
+    Option<String>,
 );
 
 fn find(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Option<Row>> {
@@ -158,6 +163,7 @@ fn find(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Option<Row>> {
             idempotency_keys::response_location,
             idempotency_keys::response_body,
             idempotency_keys::expires_at,
+            idempotency_keys::resource_id,
         ))
         .first(conn)
         .optional()
@@ -177,17 +183,17 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
                 idempotency_keys::expires_at.eq(now + KEY_LIFETIME),
             ))
             .execute(conn)
-            .map(|_| Claim::Claimed)
+            .map(|_| Claim::Claimed { resource_id: None })
     };
     let target = idempotency_keys::table.find((&scope.partner_id, &scope.key));
     match find(conn, scope)? {
         None => fresh_claim(conn),
-        Some((.., expires_at)) if expires_at <= now => {
+        Some((.., expires_at, _)) if expires_at <= now => {
             diesel::delete(target).execute(conn)?;
             fresh_claim(conn)
         }
         Some((fingerprint, ..)) if fingerprint != scope.fingerprint => Ok(Claim::Mismatch),
-        Some((_, state, _, Some(status), location, Some(body), _)) if state == "completed" => {
+        Some((_, state, _, Some(status), location, Some(body), _, _)) if state == "completed" => {
             Ok(Claim::Replay(Reply {
                 status: u16::try_from(status)
                     .ok()
@@ -198,11 +204,11 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
             }))
         }
         Some((_, _, locked_until, ..)) if locked_until > now => Ok(Claim::InProgress),
-        // The request holding the claim died before its work committed: take over.
-        Some(_) => diesel::update(target)
+        // The request holding the claim died, or gave up, before finishing: take over.
+        Some((.., resource_id)) => diesel::update(target)
             .set(idempotency_keys::locked_until.eq(now + CLAIM_TIMEOUT))
             .execute(conn)
-            .map(|_| Claim::Claimed),
+            .map(|_| Claim::Claimed { resource_id }),
     }
 }
 
@@ -283,54 +289,115 @@ async fn reply_of(err: &ApiError) -> Result<Reply, ApiError> {
     })
 }
 
+/// A key this request holds: finish it with [`Held::complete`] (or let it lapse).
+#[derive(Debug, Clone)]
+pub struct Held {
+    scope: Scope,
+    /// What an interrupted earlier attempt had created, to resume from.
+    pub resource_id: Option<String>,
+}
+
+/// Where a keyed request stands before its work.
+pub enum Start {
+    /// The key is this request's to use.
+    Held(Held),
+    /// The request ran before: answer with this.
+    Replay(HttpResponse),
+}
+
+/// Claims the key, or tells how an earlier request with it went.
+pub async fn start(db: &Db, scope: Scope) -> Result<Start, ApiError> {
+    match claim(db, &scope).await? {
+        Claim::Replay(reply) => Ok(Start::Replay(reply.into_response(true))),
+        Claim::Mismatch => Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different request; use a new key for a new request",
+        )),
+        Claim::InProgress => Err(ApiError::new(
+            ErrorCode::IdempotencyRequestInProgress,
+            "a request with this Idempotency-Key is still in progress; retry shortly",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))),
+        Claim::Claimed { resource_id } => Ok(Start::Held(Held { scope, resource_id })),
+    }
+}
+
+impl Held {
+    /// Records what this request has created so far, in the transaction that created it,
+    /// so that a retry after a failure of the next step resumes instead of starting over.
+    pub fn attach(&self, conn: &mut DbConnection, resource_id: &str) -> QueryResult<()> {
+        diesel::update(idempotency_keys::table.find((&self.scope.partner_id, &self.scope.key)))
+            .set(idempotency_keys::resource_id.eq(resource_id))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// Stores the answer, in the transaction of the request's last write.
+    pub fn complete(&self, conn: &mut DbConnection, reply: &Reply) -> QueryResult<()> {
+        record(conn, &self.scope, reply)
+    }
+
+    /// Remembers a refusal (the work rolled back) so a retry gets the same answer.
+    pub async fn refuse(self, db: &Db, err: &ApiError) -> Result<HttpResponse, ApiError> {
+        let reply = reply_of(err).await?;
+        let stored = reply.clone();
+        db.transaction(move |conn| record(conn, &self.scope, &stored).map_err(ApiError::from))
+            .await?;
+        Ok(reply.into_response(false))
+    }
+
+    /// Gives the key up so that a retry runs: from scratch when nothing was written, or
+    /// resuming from the attached resource (`keep_resource`).
+    pub async fn release(self, db: &Db, keep_resource: bool) {
+        if !(keep_resource && self.resource_id.is_some()) {
+            return release(db, self.scope).await;
+        }
+        let scope = self.scope;
+        let now = time::to_db(time::now());
+        let reopened = db
+            .transaction(move |conn| {
+                diesel::update(idempotency_keys::table.find((&scope.partner_id, &scope.key)))
+                    .set(idempotency_keys::locked_until.eq(now))
+                    .execute(conn)
+                    .map_err(ApiError::from)
+            })
+            .await;
+        if let Err(e) = reopened {
+            tracing::warn!(error = %e, "could not reopen an idempotency claim; it lapses after its timeout");
+        }
+    }
+}
+
+/// The response for a reply (what [`Held::complete`] stored).
+pub fn respond(reply: Reply) -> HttpResponse {
+    reply.into_response(false)
+}
+
 /// Runs `work` in one transaction, at most once per key. Without a key, runs it plainly.
 pub async fn execute<F>(db: &Db, scope: Option<Scope>, work: F) -> Result<HttpResponse, ApiError>
 where
     F: FnOnce(&mut DbConnection) -> Result<Reply, ApiError> + Send + 'static,
 {
     let Some(scope) = scope else {
-        return db
-            .transaction(work)
-            .await
-            .map(|reply| reply.into_response(false));
+        return db.transaction(work).await.map(respond);
     };
-    match claim(db, &scope).await? {
-        Claim::Replay(reply) => return Ok(reply.into_response(true)),
-        Claim::Mismatch => {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was used with a different request; use a new key for a new request",
-            ))
-        }
-        Claim::InProgress => {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyRequestInProgress,
-                "a request with this Idempotency-Key is still in progress; retry shortly",
-            )
-            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")))
-        }
-        Claim::Claimed => {}
-    }
-    let held = scope.clone();
+    let held = match start(db, scope).await? {
+        Start::Replay(response) => return Ok(response),
+        Start::Held(held) => held,
+    };
+    let keeper = held.clone();
     let outcome = db
         .transaction(move |conn| {
             let reply = work(conn)?;
-            record(conn, &held, &reply)?;
+            keeper.complete(conn, &reply)?;
             Ok::<_, ApiError>(reply)
         })
         .await;
     match outcome {
-        Ok(reply) => Ok(reply.into_response(false)),
-        Err(err) if err.code().status().is_client_error() => {
-            // The work rolled back; remember the refusal so a retry gets the same answer.
-            let reply = reply_of(&err).await?;
-            let stored = reply.clone();
-            db.transaction(move |conn| record(conn, &scope, &stored).map_err(ApiError::from))
-                .await?;
-            Ok(reply.into_response(false))
-        }
+        Ok(reply) => Ok(respond(reply)),
+        Err(err) if err.code().status().is_client_error() => held.refuse(db, &err).await,
         Err(err) => {
-            release(db, scope).await;
+            held.release(db, false).await;
             Err(err)
         }
     }

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod orders;
 pub mod pagination;
 pub mod partners;
+pub mod payments;
 pub mod telemetry;
 pub mod usage;
 pub mod wallet;

@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 use simrenew::app::{self, AppState, ServerOptions};
 use simrenew::auth::scopes::ScopeSet;
-use simrenew::config::{ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, ServeArgs, Settings};
+use simrenew::config::{
+    ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, PaymentArgs, ServeArgs, Settings,
+};
 use simrenew::db::Db;
 use simrenew::partners::{self, model::NewPartner};
 
@@ -26,6 +28,9 @@ struct Cli {
 
     #[command(flatten)]
     activation: ActivationArgs,
+
+    #[command(flatten)]
+    payments: PaymentArgs,
 
     #[command(flatten)]
     log: LogArgs,
@@ -121,8 +126,8 @@ fn main() -> ExitCode {
         eprintln!("simrenew: {message}");
         return ExitCode::FAILURE;
     }
-    let outcome = Settings::from_args(&cli.database, &cli.auth, &cli.activation).and_then(
-        |settings| match cli.command {
+    let outcome = Settings::from_args(&cli.database, &cli.auth, &cli.activation, &cli.payments)
+        .and_then(|settings| match cli.command {
             Command::Serve(args) => serve(settings, args),
             Command::Migrate => {
                 migrate(&Db::new(&settings.database_url, &settings.pool), &settings)
@@ -150,8 +155,7 @@ fn main() -> ExitCode {
                     reference,
                 },
             ),
-        },
-    );
+        });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -190,7 +194,11 @@ fn migrate(db: &Db, settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(settings: Settings, args: ServeArgs) -> Result<(), String> {
+fn serve(mut settings: Settings, args: ServeArgs) -> Result<(), String> {
+    if args.demo && settings.payments.routes.is_empty() {
+        // The demo pays externally through the sandbox unless told otherwise.
+        settings.payments.sandbox_everywhere();
+    }
     let db = Db::new(&settings.database_url, &settings.pool);
     if !args.no_migrate {
         migrate(&db, &settings)?;

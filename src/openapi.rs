@@ -29,6 +29,8 @@ integer amount in the currency's minor unit with an ISO 4217 code. Every error i
         (name = "orders", description = "Buy a plan for a card, exactly once (scopes `orders:read`, `orders:write`)."),
         (name = "activation", description = "Install or deliver a paid renewal and confirm it took effect, with the new validity."),
         (name = "wallet", description = "Your prepaid wallet and its ledger (scope `wallet:read`)."),
+        (name = "payments", description = "Payment providers' signed webhooks that settle external payments."),
+        (name = "sandbox", description = "The sandbox payment provider, served only when it is enabled (development, `--demo`)."),
         (name = "network", description = "Calls from the mobile network (scope `network`): usage records."),
         (name = "admin", description = "Operator endpoints (scope `admin`): partners, credentials, plans, devices."),
         (name = "operations", description = "Liveness, readiness and metrics for the platform running the service."),

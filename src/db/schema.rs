@@ -171,6 +171,21 @@ diesel::table! {
         closed_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        provider -> Nullable<Text>,
+        provider_payment_id -> Nullable<Text>,
+        next_action -> Nullable<Text>,
+        provider_refund_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    payment_events (provider, event_id) {
+        provider -> Text,
+        event_id -> Text,
+        order_id -> Nullable<Text>,
+        kind -> Text,
+        outcome -> Text,
+        received_at -> Timestamp,
     }
 }
 
@@ -193,6 +208,7 @@ diesel::table! {
         response_body -> Nullable<Binary>,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+        resource_id -> Nullable<Text>,
     }
 }
 
@@ -244,4 +260,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     receipt_counters,
     idempotency_keys,
     activations,
+    payment_events,
 );

@@ -124,19 +124,23 @@ pub fn validate(input: &NewOrder) -> Result<Currency, ApiError> {
     }
 }
 
-/// Places an order, checking in this order: the card is the partner's (`404`), not
-/// suspended (`409 card_suspended`), the plan is on sale for its card type (`422
-/// plan_not_available_for_card`), priced in the currency (`422 currency_not_offered`),
-/// payable by this method (`422 payment_method_unavailable`), and, for the wallet, funded
-/// (`402 insufficient_funds`). The wallet debit, the move to `paid` and the pending
-/// activation happen in the caller's transaction with the insert: all of it, or nothing.
-pub fn create(
+/// What an order is for, once every check passed.
+pub struct Priced {
+    pub iccid: String,
+    pub plan_id: String,
+    pub card_type: crate::domain::CardType,
+    pub amount: i64,
+}
+
+/// The checks, in this order: the card is the partner's (`404`), not suspended (`409
+/// card_suspended`), the plan is on sale for its card type (`422
+/// plan_not_available_for_card`), and priced in the currency (`422 currency_not_offered`).
+pub fn price(
     conn: &mut DbConnection,
     partner_id: &str,
     input: &NewOrder,
     currency: Currency,
-    smdp_address: &str,
-) -> Result<OrderRow, ApiError> {
+) -> Result<Priced, ApiError> {
     let iccid = input.iccid.trim();
     let card = card_store::find_partner_card(conn, partner_id, iccid)?
         .ok_or_else(|| cards::no_card(iccid))?;
@@ -164,23 +168,29 @@ pub fn create(
             format!("plan {} has no price in {currency}", plan.code),
         )
     })?;
-    if input.payment_method != PaymentMethod::Wallet {
-        return Err(ApiError::new(
-            ErrorCode::PaymentMethodUnavailable,
-            format!(
-                "`{}` payments are not enabled; use `wallet`",
-                input.payment_method.as_str()
-            ),
-        ));
-    }
+    Ok(Priced {
+        iccid: card.iccid.clone(),
+        plan_id: plan.id,
+        card_type: card.card_type(),
+        amount,
+    })
+}
+
+fn new_row(
+    partner_id: &str,
+    input: &NewOrder,
+    currency: Currency,
+    priced: &Priced,
+    provider: Option<&str>,
+) -> OrderRow {
     let now = time::to_db(time::now());
-    let order = OrderRow {
+    OrderRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: partner_id.to_owned(),
-        iccid: card.iccid.clone(),
-        plan_id: plan.id.clone(),
+        iccid: priced.iccid.clone(),
+        plan_id: priced.plan_id.clone(),
         status: OrderStatus::PendingPayment.as_str().to_owned(),
-        amount,
+        amount: priced.amount,
         currency: currency.code().to_owned(),
         payment_method: input.payment_method.as_str().to_owned(),
         payment_status: PaymentStatus::Pending.as_str().to_owned(),
@@ -197,12 +207,73 @@ pub fn create(
         closed_at: None,
         created_at: now,
         updated_at: now,
-    };
+        provider: provider.map(str::to_owned),
+        provider_payment_id: None,
+        next_action: None,
+        provider_refund_id: None,
+    }
+}
+
+/// A wallet order: after the checks, the wallet is debited (`402 insufficient_funds`
+/// otherwise), the order moves to `paid` with a receipt number, and its activation is
+/// created — in the caller's transaction with the insert: all of it, or nothing.
+pub fn create_wallet_order(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    input: &NewOrder,
+    currency: Currency,
+    smdp_address: &str,
+) -> Result<OrderRow, ApiError> {
+    let priced = price(conn, partner_id, input, currency)?;
+    let order = new_row(partner_id, input, currency, &priced, None);
     store::insert(conn, &order)?;
-    wallet::debit(conn, partner_id, currency, amount, &order.id)?;
+    wallet::debit(conn, partner_id, currency, priced.amount, &order.id)?;
     let paid = transition(conn, &order, OrderEvent::PaymentSucceeded)?;
-    crate::activation::create_pending(conn, &paid, card.card_type(), smdp_address)?;
+    crate::activation::create_pending(conn, &paid, priced.card_type, smdp_address)?;
     Ok(paid)
+}
+
+/// An external order, `pending_payment` until the provider's webhook settles it. It is
+/// committed before the provider is called. Without a provider for its method it is
+/// `422 payment_method_unavailable` (after the other checks).
+pub fn create_external_order(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    input: &NewOrder,
+    currency: Currency,
+    provider: Option<&str>,
+) -> Result<OrderRow, ApiError> {
+    let priced = price(conn, partner_id, input, currency)?;
+    let provider = provider.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::PaymentMethodUnavailable,
+            format!(
+                "`{}` payments are not enabled here; use `wallet`",
+                input.payment_method.as_str()
+            ),
+        )
+    })?;
+    let order = new_row(partner_id, input, currency, &priced, Some(provider));
+    store::insert(conn, &order)?;
+    Ok(order)
+}
+
+/// Records the provider's payment and the client's next action on a pending order.
+pub fn attach_payment(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    created: &crate::payments::CreatedPayment,
+) -> Result<OrderRow, ApiError> {
+    let mut row = order.clone();
+    row.provider_payment_id = Some(created.provider_payment_id.clone());
+    row.next_action =
+        Some(serde_json::to_string(&created.next_action).map_err(ApiError::internal)?);
+    row.updated_at = time::to_db(time::now());
+    if !store::update_if_status(conn, &row, &order.status)? {
+        // Settled (or expired) meanwhile: keep what is stored.
+        return store::find(conn, &order.id)?.ok_or_else(|| ApiError::internal("order vanished"));
+    }
+    Ok(row)
 }
 
 /// Cancels a partner's order from `pending_payment` or `paid` (before activation); a

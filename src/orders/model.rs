@@ -9,7 +9,7 @@ use super::state::OrderStatus;
 use crate::db::schema::orders;
 use crate::domain::time;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     /// The partner's prepaid wallet: charged at once, the order is `paid` on creation.
@@ -89,6 +89,10 @@ pub struct OrderRow {
     pub closed_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub provider: Option<String>,
+    pub provider_payment_id: Option<String>,
+    pub next_action: Option<String>,
+    pub provider_refund_id: Option<String>,
 }
 
 impl OrderRow {
@@ -101,10 +105,27 @@ impl OrderRow {
     }
 }
 
+/// What the client must do to pay an external payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NextAction {
+    /// Send the payer to `url` (bank card 3-D Secure, Alipay's page).
+    RedirectToUrl { url: String },
+    /// Show `data` as a QR code for the payer to scan (WeChat Pay, Alipay).
+    DisplayQrCode {
+        data: String,
+        image_url: Option<String>,
+    },
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Payment {
     pub method: PaymentMethod,
     pub status: PaymentStatus,
+    /// External payments: which provider holds the payment.
+    pub provider: Option<String>,
+    /// External payments awaiting the payer: what to do next.
+    pub next_action: Option<NextAction>,
 }
 
 /// Money returned to the payer.
@@ -154,6 +175,11 @@ impl From<&OrderRow> for Order {
             payment: Payment {
                 method: row.method(),
                 status: PaymentStatus::parse(&row.payment_status),
+                provider: row.provider.clone(),
+                next_action: match (row.status(), &row.next_action) {
+                    (OrderStatus::PendingPayment, Some(json)) => serde_json::from_str(json).ok(),
+                    _ => None,
+                },
             },
             receipt_number: row.receipt_number.clone(),
             client_reference: row.client_reference.clone(),

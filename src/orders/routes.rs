@@ -4,14 +4,19 @@ use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::model::{NewOrder, Order, OrderList, OrderQuery};
+use super::model::{NewOrder, Order, OrderList, OrderQuery, OrderRow, PaymentMethod};
+use super::state::OrderStatus;
 use super::store;
 use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
 use crate::cards::{self, store as card_store};
+use crate::domain::Currency;
+use crate::error::ErrorCode;
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{self, Reply};
 use crate::pagination::PageQuery;
+use crate::payments::ProviderError;
+use actix_web::http::header;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_order)
@@ -59,16 +64,134 @@ async fn create_order(
     let partner_id = auth.principal.partner_id;
     let scope = idempotency::Scope::from_request(&req, &partner_id, &input, true)?;
     let currency = super::validate(&input)?;
-    let smdp_address = state.settings.smdp_address.clone();
-    idempotency::execute(&state.db, scope, move |conn| {
-        let order = super::create(conn, &partner_id, &input, currency, &smdp_address)?;
-        Reply::json(
-            StatusCode::CREATED,
-            Some(format!("/v1/orders/{}", order.id)),
-            &Order::from(&order),
+    if input.payment_method == PaymentMethod::Wallet {
+        let smdp_address = state.settings.smdp_address.clone();
+        return idempotency::execute(&state.db, scope, move |conn| {
+            let order =
+                super::create_wallet_order(conn, &partner_id, &input, currency, &smdp_address)?;
+            created(&order)
+        })
+        .await;
+    }
+    let scope =
+        scope.ok_or_else(|| ApiError::internal("an order always has an idempotency scope"))?;
+    create_external_order(&state, partner_id, input, currency, scope).await
+}
+
+fn created(order: &OrderRow) -> Result<Reply, ApiError> {
+    Reply::json(
+        StatusCode::CREATED,
+        Some(format!("/v1/orders/{}", order.id)),
+        &Order::from(order),
+    )
+}
+
+fn provider_error(e: ProviderError) -> ApiError {
+    match e {
+        ProviderError::Unavailable(cause) => ApiError::new(
+            ErrorCode::PaymentProviderUnavailable,
+            format!("{cause}; nothing was charged yet: retry with the same Idempotency-Key"),
         )
-    })
-    .await
+        .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("5")),
+        ProviderError::Rejected(cause) => ApiError::new(
+            ErrorCode::PaymentProviderRejected,
+            format!("the payment provider refused this payment ({cause}); retrying will not help"),
+        ),
+    }
+}
+
+/// An external payment in three steps, each safe to interrupt: (1) the order, committed
+/// with the idempotency key pointing at it; (2) the provider's payment, made outside any
+/// transaction, with the order id as the provider's idempotency key; (3) the provider's
+/// reference and the answer, stored together. A retry with the same key resumes at the
+/// step that did not finish, so a failure never leaves a charge without an order.
+async fn create_external_order(
+    state: &AppState,
+    partner_id: String,
+    input: NewOrder,
+    currency: Currency,
+    scope: idempotency::Scope,
+) -> Result<HttpResponse, ApiError> {
+    let mut held = match idempotency::start(&state.db, scope).await? {
+        idempotency::Start::Replay(response) => return Ok(response),
+        idempotency::Start::Held(held) => held,
+    };
+    let order = match held.resource_id.clone() {
+        Some(order_id) => {
+            state
+                .db
+                .run(move |conn| {
+                    store::find(conn, &order_id)?.ok_or_else(|| super::no_order(&order_id))
+                })
+                .await?
+        }
+        None => {
+            let attach = held.clone();
+            let provider = state
+                .payments
+                .for_method(input.payment_method)
+                .map(|p| p.name());
+            let made = state
+                .db
+                .transaction(move |conn| {
+                    let order = super::create_external_order(
+                        conn,
+                        &partner_id,
+                        &input,
+                        currency,
+                        provider,
+                    )?;
+                    attach.attach(conn, &order.id)?;
+                    Ok::<_, ApiError>(order)
+                })
+                .await;
+            match made {
+                Ok(order) => {
+                    held.resource_id = Some(order.id.clone());
+                    order
+                }
+                Err(e) if e.code().status().is_client_error() => {
+                    return held.refuse(&state.db, &e).await
+                }
+                Err(e) => {
+                    held.release(&state.db, false).await;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let payment = if order.provider_payment_id.is_none()
+        && order.status() == OrderStatus::PendingPayment
+    {
+        let provider = order
+            .provider
+            .as_deref()
+            .and_then(|name| state.payments.by_name(name))
+            .ok_or_else(|| ApiError::internal("the order's payment provider is not configured"))?;
+        match provider.create_payment(&order).await {
+            Ok(payment) => Some(payment),
+            Err(e) => {
+                held.release(&state.db, true).await;
+                return Err(provider_error(e));
+            }
+        }
+    } else {
+        None
+    };
+    let keeper = held.clone();
+    let reply = state
+        .db
+        .transaction(move |conn| {
+            let order = match &payment {
+                Some(payment) => super::attach_payment(conn, &order, payment)?,
+                None => order,
+            };
+            let reply = created(&order)?;
+            keeper.complete(conn, &reply)?;
+            Ok::<_, ApiError>(reply)
+        })
+        .await?;
+    Ok(idempotency::respond(reply))
 }
 
 /// List your orders, newest first.
@@ -169,6 +292,16 @@ async fn cancel_order(
         .db
         .transaction(move |conn| super::cancel(conn, &partner_id, &id))
         .await?;
+    let owes_refund = row.provider.is_some() && row.payment_status == "succeeded";
+    if owes_refund {
+        // Through the provider, after the cancellation committed; if the provider is down
+        // the order shows the refund as owed and the sweep makes it.
+        if let Ok(refunded) =
+            crate::payments::settle::refund_external(&state.db, &state.payments, row.clone()).await
+        {
+            return Ok(web::Json(Order::from(&refunded)));
+        }
+    }
     Ok(web::Json(Order::from(&row)))
 }
 

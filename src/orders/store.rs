@@ -88,6 +88,10 @@ pub fn update_if_status(
         orders::paid_at.eq(row.paid_at),
         orders::closed_at.eq(row.closed_at),
         orders::updated_at.eq(row.updated_at),
+        orders::provider.eq(&row.provider),
+        orders::provider_payment_id.eq(&row.provider_payment_id),
+        orders::next_action.eq(&row.next_action),
+        orders::provider_refund_id.eq(&row.provider_refund_id),
     ))
     .execute(conn)
     .map(|n| n == 1)

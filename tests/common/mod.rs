@@ -180,10 +180,19 @@ impl TestApp {
     }
 
     pub async fn spawn_if_available(backend: Backend) -> Option<Self> {
+        Self::spawn_configured(backend, |_| {}).await
+    }
+
+    /// A server on a fresh database with settings adjusted by `configure`.
+    pub async fn spawn_configured(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
         let db = tokio::task::spawn_blocking(move || TestDatabase::create(backend))
             .await
             .expect("create database")?;
-        let settings = Settings::for_database(db.url.clone());
+        let mut settings = Settings::for_database(db.url.clone());
+        configure(&mut settings);
         Some(Self::spawn_on(std::sync::Arc::new(db), settings).await)
     }
 

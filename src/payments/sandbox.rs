@@ -1,0 +1,31 @@
+//! The sandbox provider, for development and `--demo`: the same flow as a real provider,
+//! completed by `POST /v1/sandbox/payments/{order_id}/succeed` or `/fail`.
+
+use super::CreatedPayment;
+use crate::orders::model::{NextAction, OrderRow, PaymentMethod};
+
+#[derive(Debug, Default)]
+pub struct Sandbox;
+
+impl Sandbox {
+    pub fn create_payment(&self, order: &OrderRow) -> CreatedPayment {
+        let id = format!("sbx_pay_{}", order.id.replace('-', ""));
+        let next_action = match order.method() {
+            PaymentMethod::Card => NextAction::RedirectToUrl {
+                url: format!("https://sandbox.simrenew.test/pay/{id}"),
+            },
+            _ => NextAction::DisplayQrCode {
+                data: format!("sandbox://pay/{id}"),
+                image_url: None,
+            },
+        };
+        CreatedPayment {
+            provider_payment_id: id,
+            next_action,
+        }
+    }
+
+    pub fn refund(&self, order: &OrderRow) -> String {
+        format!("sbx_refund_{}", order.id.replace('-', ""))
+    }
+}
