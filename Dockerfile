@@ -3,7 +3,7 @@
 
 FROM rust:1.95-slim-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq-dev pkg-config \
+ && apt-get install -y --no-install-recommends libpq-dev libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
@@ -13,7 +13,7 @@ RUN cargo build --release --locked --bin simrenew
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 ca-certificates curl \
+ && apt-get install -y --no-install-recommends libpq5 libssl3 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/simrenew --create-home simrenew
 COPY --from=build /src/target/release/simrenew /usr/local/bin/simrenew

@@ -350,18 +350,21 @@ impl PaymentArgs {
                 "card" => PaymentMethod::Card,
                 "alipay" => PaymentMethod::Alipay,
                 "wechat_pay" => PaymentMethod::WechatPay,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "SIMRENEW_PAYMENT_METHODS: unknown method `{other}` (card, alipay, wechat_pay)"
-                )),
+                ))
+                }
             };
-            let provider =
-                match provider.trim() {
-                    "stripe" => ProviderKind::Stripe,
-                    "sandbox" => ProviderKind::Sandbox,
-                    other => return Err(format!(
+            let provider = match provider.trim() {
+                "stripe" => ProviderKind::Stripe,
+                "sandbox" => ProviderKind::Sandbox,
+                other => {
+                    return Err(format!(
                         "SIMRENEW_PAYMENT_METHODS: unknown provider `{other}` (stripe, sandbox)"
-                    )),
-                };
+                    ))
+                }
+            };
             routes.push((method, provider));
         }
         let stripe = if routes.iter().any(|(_, p)| *p == ProviderKind::Stripe) {
