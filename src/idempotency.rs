@@ -115,7 +115,7 @@ impl Reply {
 
     fn into_response(self, replayed: bool) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        response.content_type(if self.status.is_client_error() {
+        response.content_type(if self.status.as_u16() >= 400 {
             "application/problem+json"
         } else {
             "application/json"
@@ -135,6 +135,7 @@ enum Claim {
     /// had created (multi-step requests resume from it).
     Claimed {
         resource_id: Option<String>,
+        fence: chrono::NaiveDateTime,
     },
     Replay(Reply),
     Mismatch,
@@ -171,6 +172,7 @@ fn find(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Option<Row>> {
 
 fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
     let now = time::to_db(time::now());
+    let fence = now + CLAIM_TIMEOUT;
     let fresh_claim = |conn: &mut DbConnection| {
         diesel::insert_into(idempotency_keys::table)
             .values((
@@ -178,12 +180,15 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
                 idempotency_keys::idempotency_key.eq(&scope.key),
                 idempotency_keys::fingerprint.eq(&scope.fingerprint),
                 idempotency_keys::state.eq("in_progress"),
-                idempotency_keys::locked_until.eq(now + CLAIM_TIMEOUT),
+                idempotency_keys::locked_until.eq(fence),
                 idempotency_keys::created_at.eq(now),
                 idempotency_keys::expires_at.eq(now + KEY_LIFETIME),
             ))
             .execute(conn)
-            .map(|_| Claim::Claimed { resource_id: None })
+            .map(|_| Claim::Claimed {
+                resource_id: None,
+                fence,
+            })
     };
     let target = idempotency_keys::table.find((&scope.partner_id, &scope.key));
     match find(conn, scope)? {
@@ -204,11 +209,23 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
             }))
         }
         Some((_, _, locked_until, ..)) if locked_until > now => Ok(Claim::InProgress),
-        // The request holding the claim died, or gave up, before finishing: take over.
-        Some((.., resource_id)) => diesel::update(target)
-            .set(idempotency_keys::locked_until.eq(now + CLAIM_TIMEOUT))
-            .execute(conn)
-            .map(|_| Claim::Claimed { resource_id }),
+        // The request holding the claim died, or gave up, before finishing: take over, as a
+        // compare-and-swap on the lock it held, so two retries cannot both take it.
+        Some((_, state, held_until, .., resource_id)) if state == "in_progress" => {
+            let taken = diesel::update(
+                target
+                    .filter(idempotency_keys::state.eq("in_progress"))
+                    .filter(idempotency_keys::locked_until.eq(held_until)),
+            )
+            .set(idempotency_keys::locked_until.eq(fence))
+            .execute(conn)?;
+            Ok(if taken == 1 {
+                Claim::Claimed { resource_id, fence }
+            } else {
+                Claim::InProgress
+            })
+        }
+        Some(_) => Ok(Claim::InProgress),
     }
 }
 
@@ -250,22 +267,43 @@ async fn claim(db: &Db, scope: &Scope) -> Result<Claim, ApiError> {
     Ok(Claim::InProgress)
 }
 
-fn record(conn: &mut DbConnection, scope: &Scope, reply: &Reply) -> QueryResult<()> {
-    diesel::update(idempotency_keys::table.find((&scope.partner_id, &scope.key)))
+/// The key's row, if this request still holds it: the fence is the lock it set, and a
+/// request that lost its claim (it outlived the timeout and another took over) finds
+/// nothing, so its work rolls back instead of committing a second time.
+macro_rules! held_row {
+    ($scope:expr, $fence:expr) => {
+        idempotency_keys::table
+            .find((&$scope.partner_id, &$scope.key))
+            .filter(idempotency_keys::state.eq("in_progress"))
+            .filter(idempotency_keys::locked_until.eq($fence))
+    };
+}
+
+fn record(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    fence: chrono::NaiveDateTime,
+    reply: &Reply,
+) -> QueryResult<()> {
+    let updated = diesel::update(held_row!(scope, fence))
         .set((
             idempotency_keys::state.eq("completed"),
             idempotency_keys::response_status.eq(i32::from(reply.status.as_u16())),
             idempotency_keys::response_location.eq(&reply.location),
             idempotency_keys::response_body.eq(&reply.body),
         ))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(diesel::result::Error::NotFound)
+    }
 }
 
-async fn release(db: &Db, scope: Scope) {
+async fn release(db: &Db, scope: Scope, fence: chrono::NaiveDateTime) {
     let released = db
         .transaction(move |conn| {
-            diesel::delete(idempotency_keys::table.find((&scope.partner_id, &scope.key)))
+            diesel::delete(held_row!(scope, fence))
                 .execute(conn)
                 .map_err(ApiError::from)
         })
@@ -293,6 +331,8 @@ async fn reply_of(err: &ApiError) -> Result<Reply, ApiError> {
 #[derive(Debug, Clone)]
 pub struct Held {
     scope: Scope,
+    /// The lock this request set; only the holder of it may write the key.
+    fence: chrono::NaiveDateTime,
     /// What an interrupted earlier attempt had created, to resume from.
     pub resource_id: Option<String>,
 }
@@ -318,7 +358,11 @@ pub async fn start(db: &Db, scope: Scope) -> Result<Start, ApiError> {
             "a request with this Idempotency-Key is still in progress; retry shortly",
         )
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))),
-        Claim::Claimed { resource_id } => Ok(Start::Held(Held { scope, resource_id })),
+        Claim::Claimed { resource_id, fence } => Ok(Start::Held(Held {
+            scope,
+            fence,
+            resource_id,
+        })),
     }
 }
 
@@ -326,23 +370,33 @@ impl Held {
     /// Records what this request has created so far, in the transaction that created it,
     /// so that a retry after a failure of the next step resumes instead of starting over.
     pub fn attach(&self, conn: &mut DbConnection, resource_id: &str) -> QueryResult<()> {
-        diesel::update(idempotency_keys::table.find((&self.scope.partner_id, &self.scope.key)))
+        let updated = diesel::update(held_row!(self.scope, self.fence))
             .set(idempotency_keys::resource_id.eq(resource_id))
-            .execute(conn)
-            .map(drop)
+            .execute(conn)?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(diesel::result::Error::NotFound)
+        }
     }
 
-    /// Stores the answer, in the transaction of the request's last write.
+    /// Stores the answer, in the transaction of the request's last write; fails (so the
+    /// work rolls back) if this request no longer holds the key.
     pub fn complete(&self, conn: &mut DbConnection, reply: &Reply) -> QueryResult<()> {
-        record(conn, &self.scope, reply)
+        record(conn, &self.scope, self.fence, reply)
     }
 
     /// Remembers a refusal (the work rolled back) so a retry gets the same answer.
     pub async fn refuse(self, db: &Db, err: &ApiError) -> Result<HttpResponse, ApiError> {
         let reply = reply_of(err).await?;
         let stored = reply.clone();
-        db.transaction(move |conn| record(conn, &self.scope, &stored).map_err(ApiError::from))
-            .await?;
+        let (scope, fence) = (self.scope, self.fence);
+        let recorded = db
+            .transaction(move |conn| record(conn, &scope, fence, &stored).map_err(ApiError::from))
+            .await;
+        if recorded.is_err() {
+            tracing::warn!("a refusal was not stored: the idempotency claim had passed to a retry");
+        }
         Ok(reply.into_response(false))
     }
 
@@ -350,13 +404,13 @@ impl Held {
     /// resuming from the attached resource (`keep_resource`).
     pub async fn release(self, db: &Db, keep_resource: bool) {
         if !(keep_resource && self.resource_id.is_some()) {
-            return release(db, self.scope).await;
+            return release(db, self.scope, self.fence).await;
         }
-        let scope = self.scope;
+        let (scope, fence) = (self.scope, self.fence);
         let now = time::to_db(time::now());
         let reopened = db
             .transaction(move |conn| {
-                diesel::update(idempotency_keys::table.find((&scope.partner_id, &scope.key)))
+                diesel::update(held_row!(scope, fence))
                     .set(idempotency_keys::locked_until.eq(now))
                     .execute(conn)
                     .map_err(ApiError::from)

@@ -20,6 +20,7 @@ on_both_backends!(
     orders_list_filter_and_stay_private,
     a_price_change_never_alters_a_past_order,
     wallet_credits_honour_idempotency_keys,
+    an_abandoned_claim_is_taken_over_by_one_retry_only,
 );
 
 struct Shop {
@@ -702,6 +703,63 @@ async fn wallet_credits_honour_idempotency_keys(app: TestApp) {
         .await;
     assert_problem(by_partner, StatusCode::FORBIDDEN, "forbidden").await;
     assert_eq!(books(&app, &shop).await.0, 2500);
+}
+
+async fn an_abandoned_claim_is_taken_over_by_one_retry_only(app: TestApp) {
+    use diesel::prelude::*;
+    use simrenew::db::schema::idempotency_keys as keys;
+    let shop = shop(&app, 100_000).await;
+    assert_eq!(
+        place(&app, &shop, "first", &order_body(&shop))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    // A request under "abandoned" claimed the key and died before its work committed.
+    app.store
+        .transaction(|conn| {
+            let (partner, fingerprint): (String, String) = keys::table
+                .filter(keys::idempotency_key.eq("first"))
+                .select((keys::partner_id, keys::fingerprint))
+                .first(conn)?;
+            let past = chrono::Utc::now().naive_utc() - chrono::TimeDelta::minutes(5);
+            diesel::insert_into(keys::table)
+                .values((
+                    keys::partner_id.eq(partner),
+                    keys::idempotency_key.eq("abandoned"),
+                    keys::fingerprint.eq(fingerprint),
+                    keys::state.eq("in_progress"),
+                    keys::locked_until.eq(past),
+                    keys::created_at.eq(past),
+                    keys::expires_at.eq(past + chrono::TimeDelta::hours(24)),
+                ))
+                .execute(conn)
+                .map_err(simrenew::error::ApiError::from)
+        })
+        .await
+        .unwrap();
+    let body = order_body(&shop);
+    let retries = (0..6).map(|_| place(&app, &shop, "abandoned", &body));
+    let mut ids = HashSet::new();
+    for response in futures_util::future::join_all(retries).await {
+        match response.status() {
+            StatusCode::CREATED => {
+                ids.insert(
+                    response.json::<Value>().await.unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            status => assert_eq!(status, StatusCode::CONFLICT),
+        }
+    }
+    assert_eq!(ids.len(), 1, "one retry took the claim over");
+    let (balance, sum, _, orders) = books(&app, &shop).await;
+    assert_eq!(
+        (balance, sum, orders),
+        (100_000 - 2 * PRICE, 100_000 - 2 * PRICE, 2)
+    );
 }
 
 /// 20 orders against funds for 5, split across two `serve` processes on one PostgreSQL

@@ -376,6 +376,24 @@ pub fn confirm(
     find(conn, &order.id)?.ok_or_else(|| ApiError::internal("activation vanished"))
 }
 
+/// Withdraws a pending activation (its order was cancelled): its code no longer installs
+/// anything this partner paid for.
+pub fn withdraw(conn: &mut DbConnection, order_id: &str, reason: &str) -> QueryResult<()> {
+    let now = time::to_db(time::now());
+    diesel::update(
+        activations::table
+            .find(order_id)
+            .filter(activations::status.eq("pending")),
+    )
+    .set((
+        activations::status.eq("failed"),
+        activations::failure_reason.eq(reason),
+        activations::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(drop)
+}
+
 /// The network reports the renewal could not be applied: the order fails and a wallet
 /// payment is refunded, once, in the same transaction.
 pub fn fail(

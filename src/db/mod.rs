@@ -88,8 +88,25 @@ impl FromStr for DatabaseUrl {
     }
 }
 
-/// Shows a database URL with its password replaced, safe for logs and error messages.
+/// Shows a database URL with its password replaced, safe for logs and error messages:
+/// in the user info (`user:***@`) and in a `password=` query parameter.
 fn redact(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{}?{}", redact_userinfo(base), query.join("&"))
+        }
+        None => redact_userinfo(url),
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -374,5 +391,12 @@ mod tests {
             .parse::<DatabaseUrl>()
             .unwrap_err();
         assert!(!err.contains("s3cret"));
+        let query: DatabaseUrl = "postgres://app@db/simrenew?sslmode=require&password=s3cret"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            query.to_string(),
+            "postgres://app@db/simrenew?sslmode=require&password=***"
+        );
     }
 }

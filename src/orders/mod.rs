@@ -286,6 +286,7 @@ pub fn cancel(
     let order =
         store::find_for_partner(conn, partner_id, order_id)?.ok_or_else(|| no_order(order_id))?;
     let cancelled = transition(conn, &order, OrderEvent::Cancel)?;
+    crate::activation::withdraw(conn, &cancelled.id, "the order was cancelled")?;
     refund_to_wallet(conn, &cancelled)
 }
 

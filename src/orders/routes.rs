@@ -50,6 +50,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
          content_type = "application/problem+json"),
         (status = 422, description = "`plan_not_available_for_card`, `currency_not_offered`, `payment_method_unavailable`, \
 `idempotency_key_reused` or invalid fields.", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`payment_provider_rejected`: the provider refused the payment; retrying will not help.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`payment_provider_unavailable`: nothing was charged; retry with the same Idempotency-Key.",
+         body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["orders:write"]), ("bearer" = ["orders:write"]))
 )]
@@ -116,14 +120,22 @@ async fn create_external_order(
         idempotency::Start::Replay(response) => return Ok(response),
         idempotency::Start::Held(held) => held,
     };
+    // Step 1: the order (or the one an interrupted attempt committed).
     let order = match held.resource_id.clone() {
         Some(order_id) => {
-            state
+            let found = state
                 .db
                 .run(move |conn| {
                     store::find(conn, &order_id)?.ok_or_else(|| super::no_order(&order_id))
                 })
-                .await?
+                .await;
+            match found {
+                Ok(order) => order,
+                Err(e) => {
+                    held.release(&state.db, true).await;
+                    return Err(e);
+                }
+            }
         }
         None => {
             let attach = held.clone();
@@ -160,26 +172,36 @@ async fn create_external_order(
             }
         }
     };
-    let payment = if order.provider_payment_id.is_none()
-        && order.status() == OrderStatus::PendingPayment
-    {
-        let provider = order
-            .provider
-            .as_deref()
-            .and_then(|name| state.payments.by_name(name))
-            .ok_or_else(|| ApiError::internal("the order's payment provider is not configured"))?;
-        match provider.create_payment(&order).await {
-            Ok(payment) => Some(payment),
-            Err(e) => {
+    // Step 2: the provider's payment, outside any transaction.
+    let payment =
+        if order.provider_payment_id.is_none() && order.status() == OrderStatus::PendingPayment {
+            let provider = order
+                .provider
+                .as_deref()
+                .and_then(|name| state.payments.by_name(name));
+            let Some(provider) = provider else {
                 held.release(&state.db, true).await;
-                return Err(provider_error(e));
+                return Err(ApiError::internal(
+                    "the order's payment provider is not configured",
+                ));
+            };
+            match provider.create_payment(&order).await {
+                Ok(payment) => Some(payment),
+                // Retrying the same would be refused the same way: that answer is the answer.
+                Err(rejected @ ProviderError::Rejected(_)) => {
+                    return held.refuse(&state.db, &provider_error(rejected)).await
+                }
+                Err(unavailable) => {
+                    held.release(&state.db, true).await;
+                    return Err(provider_error(unavailable));
+                }
             }
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
+    // Step 3: the provider's reference and the answer, together.
     let keeper = held.clone();
-    let reply = state
+    let stored = state
         .db
         .transaction(move |conn| {
             let order = match &payment {
@@ -190,8 +212,14 @@ async fn create_external_order(
             keeper.complete(conn, &reply)?;
             Ok::<_, ApiError>(reply)
         })
-        .await?;
-    Ok(idempotency::respond(reply))
+        .await;
+    match stored {
+        Ok(reply) => Ok(idempotency::respond(reply)),
+        Err(e) => {
+            held.release(&state.db, true).await;
+            Err(e)
+        }
+    }
 }
 
 /// List your orders, newest first.

@@ -84,6 +84,8 @@ fn signature_error(e: WebhookError) -> ApiError {
         (status = 400, description = "`invalid_signature`, or an unreadable event: nothing changed.", body = Problem,
          content_type = "application/problem+json"),
         (status = 404, description = "No such provider configured.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order changed while the event was applied (e.g. it expired that instant): \
+nothing was recorded, the provider's retry applies it.", body = Problem, content_type = "application/problem+json"),
     ),
     security(())
 )]

@@ -262,6 +262,7 @@ pub async fn refund_owed(db: &Db, payments: &Payments) -> Result<usize, ApiError
                 .filter(orders::status.eq_any(["cancelled", "expired", "failed"]))
                 .filter(orders::payment_status.eq(PaymentStatus::Succeeded.as_str()))
                 .filter(orders::provider.is_not_null())
+                .order(orders::updated_at.asc())
                 .limit(SWEEP_BATCH)
                 .select(OrderRow::as_select())
                 .load(conn)
@@ -270,8 +271,20 @@ pub async fn refund_owed(db: &Db, payments: &Payments) -> Result<usize, ApiError
         .await?;
     let mut refunded = 0;
     for order in owed {
+        let id = order.id.clone();
         if refund_external(db, payments, order).await.is_ok() {
             refunded += 1;
+        } else {
+            // To the back of the queue, so refunds that keep failing cannot starve the rest.
+            let now = time::to_db(time::now());
+            let _ = db
+                .transaction(move |conn| {
+                    diesel::update(orders::table.find(&id))
+                        .set(orders::updated_at.eq(now))
+                        .execute(conn)
+                        .map_err(ApiError::from)
+                })
+                .await;
         }
     }
     Ok(refunded)

@@ -97,6 +97,15 @@ impl Stripe {
                 "Stripe answered {status}"
             )));
         }
+        if status.as_u16() == 401 || status.as_u16() == 403 {
+            // Our key is wrong or lacks a permission: an operator's problem, and Stripe's
+            // message quotes part of the key, so it goes to the log, not to the client.
+            let body = response.text().await.unwrap_or_default();
+            tracing::error!(%status, stripe_message = %body.chars().take(300).collect::<String>(), "Stripe refused our credentials");
+            return Err(ProviderError::Unavailable(
+                "the payment provider is misconfigured".into(),
+            ));
+        }
         if !status.is_success() {
             let message = response
                 .json::<StripeErrorBody>()

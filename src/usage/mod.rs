@@ -15,6 +15,8 @@ use crate::error::ApiError;
 
 pub const MAX_BATCH: usize = 1000;
 const MAX_RECORD_ID: usize = 128;
+/// A petabyte: far beyond one record, far below the counters' range.
+const MAX_QUANTITY: i64 = 1_000_000_000_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -117,8 +119,8 @@ fn check(record: &UsageRecord) -> Result<(), String> {
     if record.id.is_empty() || record.id.len() > MAX_RECORD_ID {
         return Err(format!("id must be 1 to {MAX_RECORD_ID} characters"));
     }
-    if record.quantity <= 0 {
-        return Err("quantity must be greater than 0".into());
+    if !(1..=MAX_QUANTITY).contains(&record.quantity) {
+        return Err(format!("quantity must be 1 to {MAX_QUANTITY}"));
     }
     Ok(())
 }
