@@ -320,6 +320,36 @@ impl ApiError {
     }
 }
 
+/// How a write transaction failed when a unique-key conflict has a meaning of its own:
+/// another request (or instance) did the same first — a duplicate, a lost race.
+#[derive(Debug)]
+pub enum TxError {
+    Conflict,
+    Failed(ApiError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        if crate::db::is_unique_violation(&e) {
+            TxError::Conflict
+        } else {
+            TxError::Failed(e.into())
+        }
+    }
+}
+
+impl From<DbError> for TxError {
+    fn from(e: DbError) -> Self {
+        TxError::Failed(e.into())
+    }
+}
+
+impl From<ApiError> for TxError {
+    fn from(e: ApiError) -> Self {
+        TxError::Failed(e)
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::db::schema::idempotency_keys;
 use crate::db::{Db, DbConnection};
 use crate::domain::time;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, TxError};
 
 pub const HEADER: &str = "Idempotency-Key";
 const MAX_KEY_LEN: usize = 255;
@@ -229,39 +229,17 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
     }
 }
 
-/// A claim attempt's failure: losing the race for the first insert, or anything else.
-enum ClaimError {
-    LostRace,
-    Failed(ApiError),
-}
-
-impl From<diesel::result::Error> for ClaimError {
-    fn from(e: diesel::result::Error) -> Self {
-        if crate::db::is_unique_violation(&e) {
-            ClaimError::LostRace
-        } else {
-            ClaimError::Failed(e.into())
-        }
-    }
-}
-
-impl From<crate::db::DbError> for ClaimError {
-    fn from(e: crate::db::DbError) -> Self {
-        ClaimError::Failed(e.into())
-    }
-}
-
 async fn claim(db: &Db, scope: &Scope) -> Result<Claim, ApiError> {
     for _ in 0..3 {
         let attempt = scope.clone();
         match db
-            .transaction(move |conn| Ok::<_, ClaimError>(try_claim(conn, &attempt)?))
+            .transaction(move |conn| Ok::<_, TxError>(try_claim(conn, &attempt)?))
             .await
         {
             Ok(claim) => return Ok(claim),
             // Two first claims raced and this one lost the insert: look again.
-            Err(ClaimError::LostRace) => tokio::time::sleep(Duration::from_millis(5)).await,
-            Err(ClaimError::Failed(e)) => return Err(e),
+            Err(TxError::Conflict) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(TxError::Failed(e)) => return Err(e),
         }
     }
     Ok(Claim::InProgress)

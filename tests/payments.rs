@@ -472,6 +472,36 @@ async fn stripe_creates_payments_and_webhooks_settle_them_once(backend: Backend)
     );
     assert_eq!(order_of(&app, &b, id).await["receipt_number"], receipt);
 
+    // Cards (Checkout) and Alipay settle through the same webhook.
+    for (n, order) in [&card, &alipay].into_iter().enumerate() {
+        let order_id = order["id"].as_str().unwrap();
+        let event = webhook_body(
+            &format!("evt_other_{n}"),
+            "payment_intent.succeeded",
+            order_id,
+        );
+        assert_eq!(
+            deliver(&app, &event, signed(&event))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()["outcome"],
+            "paid"
+        );
+        let settled = order_of(&app, &b, order_id).await;
+        assert_eq!(
+            (
+                settled["status"].as_str(),
+                settled["payment"]["status"].as_str()
+            ),
+            (Some("paid"), Some("succeeded"))
+        );
+        let activation = app
+            .get_with(&format!("/v1/orders/{order_id}/activation"), &b.token)
+            .await;
+        assert_eq!(activation.status(), StatusCode::OK);
+    }
+
     // Cancelling the paid order refunds it through Stripe.
     let cancelled: Value = app
         .post_json(&format!("/v1/orders/{id}/cancel"), &b.token, &json!({}))

@@ -82,6 +82,15 @@ async fn create_order(
     create_external_order(&state, partner_id, input, currency, scope).await
 }
 
+/// One page of orders, newest first, with the cursor of the next.
+fn order_page(page: &crate::pagination::PageRequest, rows: Vec<OrderRow>) -> OrderList {
+    let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
+    OrderList {
+        data: rows.iter().map(Order::from).collect(),
+        next_cursor,
+    }
+}
+
 fn created(order: &OrderRow) -> Result<Reply, ApiError> {
     Reply::json(
         StatusCode::CREATED,
@@ -257,11 +266,7 @@ async fn list_orders(
             })
             .await?
     };
-    let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
-    Ok(web::Json(OrderList {
-        data: rows.iter().map(Order::from).collect(),
-        next_cursor,
-    }))
+    Ok(web::Json(order_page(&page, rows)))
 }
 
 /// Get one of your orders (its receipt number is the 交易凭证).
@@ -369,9 +374,5 @@ async fn list_card_orders(
             })
             .await?
     };
-    let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
-    Ok(web::Json(OrderList {
-        data: rows.iter().map(Order::from).collect(),
-        next_cursor,
-    }))
+    Ok(web::Json(order_page(&page, rows)))
 }

@@ -9,9 +9,9 @@ use super::{EventKind, PaymentEvent, Payments};
 use crate::activation;
 use crate::cards::store as card_store;
 use crate::db::schema::{orders, payment_events};
-use crate::db::{is_unique_violation, Db, DbConnection, DbError};
+use crate::db::{Db, DbConnection};
 use crate::domain::time;
-use crate::error::ApiError;
+use crate::error::{ApiError, TxError};
 use crate::orders::model::{OrderRow, PaymentStatus};
 use crate::orders::state::{OrderEvent, OrderStatus};
 use crate::orders::{self as order_rules, store as order_store};
@@ -41,34 +41,6 @@ impl Settled {
             Settled::NeedsRefund(_) => "refund",
             Settled::Ignored(_) => "ignored",
         }
-    }
-}
-
-/// A rolled-back settlement: a duplicate delivery racing this one, or a failure.
-enum Abort {
-    Duplicate,
-    Failed(ApiError),
-}
-
-impl From<diesel::result::Error> for Abort {
-    fn from(e: diesel::result::Error) -> Self {
-        if is_unique_violation(&e) {
-            Abort::Duplicate
-        } else {
-            Abort::Failed(e.into())
-        }
-    }
-}
-
-impl From<DbError> for Abort {
-    fn from(e: DbError) -> Self {
-        Abort::Failed(e.into())
-    }
-}
-
-impl From<ApiError> for Abort {
-    fn from(e: ApiError) -> Self {
-        Abort::Failed(e)
     }
 }
 
@@ -108,7 +80,7 @@ fn apply(
     provider: &str,
     event: &PaymentEvent,
     smdp_address: &str,
-) -> Result<Settled, Abort> {
+) -> Result<Settled, TxError> {
     let now = time::to_db(time::now());
     // Claimed first: a concurrent delivery of the same event waits here, then finds it taken.
     diesel::insert_into(payment_events::table)
@@ -174,8 +146,8 @@ pub async fn apply_event(
         .await
     {
         Ok(settled) => Ok(settled),
-        Err(Abort::Duplicate) => Ok(Settled::Duplicate),
-        Err(Abort::Failed(e)) => Err(e),
+        Err(TxError::Conflict) => Ok(Settled::Duplicate),
+        Err(TxError::Failed(e)) => Err(e),
     }
 }
 

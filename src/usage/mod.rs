@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::db::schema::{cards, terms, usage_records};
 use crate::db::{Db, DbConnection};
 use crate::domain::time;
-use crate::error::ApiError;
+use crate::error::{ApiError, TxError};
 
 pub const MAX_BATCH: usize = 1000;
 const MAX_RECORD_ID: usize = 128;
@@ -92,29 +92,6 @@ enum Applied {
     Rejected(String),
 }
 
-/// Why a record's transaction was rolled back.
-#[derive(Debug)]
-enum Abort {
-    Duplicate,
-    Failed(ApiError),
-}
-
-impl From<diesel::result::Error> for Abort {
-    fn from(e: diesel::result::Error) -> Self {
-        if crate::db::is_unique_violation(&e) {
-            Abort::Duplicate
-        } else {
-            Abort::Failed(e.into())
-        }
-    }
-}
-
-impl From<crate::db::DbError> for Abort {
-    fn from(e: crate::db::DbError) -> Self {
-        Abort::Failed(e.into())
-    }
-}
-
 fn check(record: &UsageRecord) -> Result<(), String> {
     if record.id.is_empty() || record.id.len() > MAX_RECORD_ID {
         return Err(format!("id must be 1 to {MAX_RECORD_ID} characters"));
@@ -130,7 +107,7 @@ fn apply(
     conn: &mut DbConnection,
     record: &UsageRecord,
     received_at: NaiveDateTime,
-) -> Result<Applied, Abort> {
+) -> Result<Applied, TxError> {
     let seen = usage_records::table
         .find(&record.id)
         .count()
@@ -206,18 +183,18 @@ pub async fn apply_batch(db: &Db, batch: UsageBatch) -> Result<UsageOutcome, Api
         let applied = db
             .transaction(move |conn| match apply(conn, &record, received_at)? {
                 // A rejection writes nothing: roll back to be sure.
-                Applied::Rejected(reason) => Err(Abort::Failed(ApiError::bad_request(reason))),
+                Applied::Rejected(reason) => Err(TxError::Failed(ApiError::bad_request(reason))),
                 other => Ok(other),
             })
             .await;
         match applied {
             Ok(Applied::Accepted) => outcome.accepted += 1,
-            Ok(Applied::Duplicate) | Err(Abort::Duplicate) => outcome.duplicates += 1,
+            Ok(Applied::Duplicate) | Err(TxError::Conflict) => outcome.duplicates += 1,
             Ok(Applied::Rejected(reason)) => outcome.rejected.push(RejectedRecord { id, reason }),
-            Err(Abort::Failed(ApiError::Problem { detail, .. })) => {
+            Err(TxError::Failed(ApiError::Problem { detail, .. })) => {
                 outcome.rejected.push(RejectedRecord { id, reason: detail })
             }
-            Err(Abort::Failed(other)) => return Err(other),
+            Err(TxError::Failed(other)) => return Err(other),
         }
     }
     Ok(outcome)

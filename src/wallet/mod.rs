@@ -130,7 +130,7 @@ pub struct NewCredit {
 }
 
 impl NewCredit {
-    pub fn validate(&self) -> Result<(Currency, i64, Option<String>), ApiError> {
+    pub fn validate(&self) -> Result<ValidCredit, ApiError> {
         let mut errors = Vec::new();
         let currency = self
             .currency
@@ -169,26 +169,38 @@ pub async fn credit(
     partner_id: uuid::Uuid,
     credit: NewCredit,
 ) -> Result<LedgerEntry, ApiError> {
-    let (currency, amount, reference) = credit.validate()?;
+    let valid = credit.validate()?;
     let partner_id = partner_id.to_string();
-    db.transaction(move |conn| {
-        if crate::partners::store::find_partner(conn, &partner_id)?.is_none() {
-            return Err(ApiError::not_found(format!("no partner {partner_id}")));
-        }
-        let entry = add(
-            conn,
-            Movement {
-                partner_id: &partner_id,
-                currency,
-                kind: EntryKind::Credit,
-                amount,
-                order_id: None,
-                reference: reference.as_deref(),
-            },
-        )?;
-        Ok(LedgerEntry::from(entry))
-    })
-    .await
+    db.transaction(move |conn| credit_in(conn, &partner_id, &valid))
+        .await
+}
+
+/// A validated credit: currency, amount in minor units, reference.
+pub type ValidCredit = (Currency, i64, Option<String>);
+
+/// Credits an existing partner's wallet inside the caller's transaction (`404` if there
+/// is no such partner).
+pub fn credit_in(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    credit: &ValidCredit,
+) -> Result<LedgerEntry, ApiError> {
+    if crate::partners::store::find_partner(conn, partner_id)?.is_none() {
+        return Err(ApiError::not_found(format!("no partner {partner_id}")));
+    }
+    let (currency, amount, reference) = credit;
+    let entry = add(
+        conn,
+        Movement {
+            partner_id,
+            currency: *currency,
+            kind: EntryKind::Credit,
+            amount: *amount,
+            order_id: None,
+            reference: reference.as_deref(),
+        },
+    )?;
+    Ok(LedgerEntry::from(entry))
 }
 
 fn available(conn: &mut DbConnection, partner_id: &str, currency: &str) -> QueryResult<i64> {

@@ -5,13 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{EntryKind, LedgerEntry, LedgerPage, Movement, NewCredit, Wallet};
+use super::{LedgerEntry, LedgerPage, NewCredit, Wallet};
 use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{self, Reply};
 use crate::pagination::PageQuery;
-use crate::partners::store as partner_store;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_wallet)
@@ -103,24 +102,11 @@ async fn credit_wallet(
 ) -> Result<HttpResponse, ApiError> {
     let credit = body.into_inner();
     let scope = idempotency::Scope::from_request(&req, &auth.principal.partner_id, &credit, false)?;
-    let (currency, amount, reference) = credit.validate()?;
+    let valid = credit.validate()?;
     let partner_id = id.into_inner().to_string();
     idempotency::execute(&state.db, scope, move |conn| {
-        if partner_store::find_partner(conn, &partner_id)?.is_none() {
-            return Err(ApiError::not_found(format!("no partner {partner_id}")));
-        }
-        let entry = super::add(
-            conn,
-            Movement {
-                partner_id: &partner_id,
-                currency,
-                kind: EntryKind::Credit,
-                amount,
-                order_id: None,
-                reference: reference.as_deref(),
-            },
-        )?;
-        Reply::json(StatusCode::CREATED, None, &LedgerEntry::from(entry))
+        let entry = super::credit_in(conn, &partner_id, &valid)?;
+        Reply::json(StatusCode::CREATED, None, &entry)
     })
     .await
 }
