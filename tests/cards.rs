@@ -322,62 +322,38 @@ async fn used_bytes(app: &TestApp, token: &str, card: &str) -> i64 {
     balance["current"]["data"]["used_bytes"].as_i64().unwrap()
 }
 
-async fn the_same_usage_batch_posted_concurrently_counts_once(app: TestApp) {
-    let w = world(&app).await;
+/// Posts one 40-record batch twice at once, to `app` and to `other` (the same instance or
+/// a sibling), and checks every record counted exactly once.
+async fn race_one_batch(app: &TestApp, other: &TestApp) {
+    let w = world(app).await;
     let card = iccid(4, 1);
     import(
-        &app,
+        app,
         &w.admin,
         &w.partner_id,
         json!([{"iccid": card, "card_type": "fm"}]),
     )
     .await;
-    grant(&app, &w, &card, &w.fm_month, None).await;
-    let network = network_token(&app).await;
+    grant(app, &w, &card, &w.fm_month, None).await;
+    let network = network_token(app).await;
     let batch = usage_batch(&card, 40);
     let (a, b) = tokio::join!(
         app.post_json("/v1/network/usage", &network, &batch),
-        app.post_json("/v1/network/usage", &network, &batch)
+        other.post_json("/v1/network/usage", &network, &batch)
     );
     let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
-    assert_eq!(
-        a["accepted"].as_i64().unwrap() + b["accepted"].as_i64().unwrap(),
-        40,
-        "{a} {b}"
-    );
-    assert_eq!(
-        a["duplicates"].as_i64().unwrap() + b["duplicates"].as_i64().unwrap(),
-        40,
-        "{a} {b}"
-    );
-    assert_eq!(used_bytes(&app, &w.partner, &card).await, 40_000);
+    let sum = |field: &str| a[field].as_i64().unwrap() + b[field].as_i64().unwrap();
+    assert_eq!((sum("accepted"), sum("duplicates")), (40, 40), "{a} {b}");
+    assert_eq!(used_bytes(app, &w.partner, &card).await, 40_000);
+}
+
+async fn the_same_usage_batch_posted_concurrently_counts_once(app: TestApp) {
+    race_one_batch(&app, &app).await;
 }
 
 async fn the_same_usage_batch_on_two_instances_counts_once(app: TestApp) {
-    let w = world(&app).await;
     let sibling = app.spawn_sibling(app.settings()).await;
-    let card = iccid(5, 1);
-    import(
-        &app,
-        &w.admin,
-        &w.partner_id,
-        json!([{"iccid": card, "card_type": "fm"}]),
-    )
-    .await;
-    grant(&app, &w, &card, &w.fm_month, None).await;
-    let network = network_token(&app).await;
-    let batch = usage_batch(&card, 40);
-    let (a, b) = tokio::join!(
-        app.post_json("/v1/network/usage", &network, &batch),
-        sibling.post_json("/v1/network/usage", &network, &batch)
-    );
-    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
-    assert_eq!(
-        a["accepted"].as_i64().unwrap() + b["accepted"].as_i64().unwrap(),
-        40,
-        "{a} {b}"
-    );
-    assert_eq!(used_bytes(&app, &w.partner, &card).await, 40_000);
+    race_one_batch(&app, &sibling).await;
 }
 
 async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp) {
