@@ -182,3 +182,85 @@ async fn readiness_follows_the_database_going_away_and_coming_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Secrets never reach a log line, and every line of a request carries its request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_request_ids_and_never_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let created: Value = serde_json::from_str(&common::cli(
+        &database_url,
+        &[
+            "partner", "create", "--name", "Root", "--scopes", "admin", "--json",
+        ],
+    ))
+    .unwrap();
+    let (client_id, secret) = (
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap(),
+    );
+    let log = dir.path().join("serve.log");
+    let server = common::Process::serve_logging_to(
+        &database_url,
+        &[("SIMRENEW_LOG", "info"), ("SIMRENEW_LOG_FORMAT", "json")],
+        Some(&log),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let token_url = format!("{}/v1/oauth/token", server.base_url);
+    let wrong = client
+        .post(&token_url)
+        .header("X-Request-Id", "trace-wrong-secret")
+        .basic_auth(client_id, Some(format!("{secret}-typo")))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let token: Value = client
+        .post(&token_url)
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = token["access_token"].as_str().unwrap().to_owned();
+    let forged = format!("{}x", &access_token[..access_token.len() - 1]);
+    let refused = client
+        .get(format!("{}/v1/admin/partners", server.base_url))
+        .header("X-Request-Id", "trace-forged-token")
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    drop(server);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(secret), "a client secret reached the log");
+    assert!(
+        !text.contains("sr_secret_"),
+        "a client secret reached the log"
+    );
+    assert!(
+        !text.contains(&access_token) && !text.contains(&forged),
+        "a token reached the log"
+    );
+    for trace in ["trace-wrong-secret", "trace-forged-token"] {
+        let lines: Vec<Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.to_string().contains(trace))
+            .collect();
+        assert!(
+            lines.len() >= 2,
+            "the refusal and the access line of {trace}: {text}"
+        );
+        for line in &lines {
+            assert_eq!(line["span"]["request_id"], trace, "{line}");
+        }
+    }
+}

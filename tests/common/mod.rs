@@ -374,6 +374,19 @@ pub struct Process {
 impl Process {
     /// Starts `simrenew serve` on a free port and waits until `/readyz` answers 200.
     pub async fn serve(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::serve_logging_to(database_url, extra_env, None).await
+    }
+
+    /// Like `serve`, with the process's log (stderr) written to `log`.
+    pub async fn serve_logging_to(
+        database_url: &str,
+        extra_env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        let stderr = match log {
+            Some(path) => std::process::Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => std::process::Stdio::inherit(),
+        };
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -390,6 +403,7 @@ impl Process {
             .env("SIMRENEW_LOG", "warn")
             .envs(extra_env.iter().copied())
             .stdout(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn simrenew serve");
         let process = Self {
