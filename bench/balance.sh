@@ -80,10 +80,12 @@ printf 'GET /v1/cards/{iccid}/balance  %s req/s   p50 %s   p99 %s\n' \
 
 SAMPLE="$(sed -n '4242p' "$WORK/iccids.txt")"
 echo
-echo "query plans for one request (ICCID $SAMPLE):"
+echo "the query plan of one request's one query (ICCID $SAMPLE, the card with its terms and plan codes):"
 psql "$DATABASE_URL" <<SQL
-EXPLAIN ANALYZE SELECT * FROM cards WHERE iccid = '$SAMPLE' AND partner_id = '$PARTNER_ID';
-EXPLAIN ANALYZE SELECT * FROM terms WHERE iccid IN ('$SAMPLE') ORDER BY iccid, valid_from;
-EXPLAIN ANALYZE SELECT id, code FROM plans WHERE id IN (SELECT plan_id FROM terms WHERE iccid = '$SAMPLE');
+EXPLAIN ANALYZE
+SELECT c.*, t.*, p.code
+FROM cards c LEFT JOIN (terms t INNER JOIN plans p ON p.id = t.plan_id) ON t.iccid = c.iccid
+WHERE c.iccid = '$SAMPLE' AND c.partner_id = '$PARTNER_ID'
+ORDER BY t.valid_from;
 SQL
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"

@@ -118,14 +118,7 @@ pub fn load_partner_card(
     partner_id: &str,
     iccid: &str,
 ) -> Result<LoadedCard, ApiError> {
-    let card = store::find_partner_card(conn, partner_id, iccid)?.ok_or_else(|| no_card(iccid))?;
-    let terms = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
-    let plan_codes = store::plan_codes(conn, &terms)?;
-    Ok(LoadedCard {
-        card,
-        terms,
-        plan_codes,
-    })
+    store::partner_card_with_terms(conn, partner_id, iccid)?.ok_or_else(|| no_card(iccid))
 }
 
 pub async fn get_card(db: &Db, partner_id: String, iccid: String) -> Result<Card, ApiError> {

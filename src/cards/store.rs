@@ -9,6 +9,7 @@ use diesel::prelude::*;
 
 use super::model::{CardFilter, CardRow};
 use super::terms::{CardStatus, TermRow};
+use super::LoadedCard;
 use crate::db::schema::{cards, plans, terms};
 use crate::db::DbConnection;
 use crate::domain::CardType;
@@ -56,6 +57,42 @@ pub fn find_partner_card(
         .select(CardRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// A partner's card with all its terms and their plan codes, in one query (the balance
+/// path: one round trip instead of three).
+pub fn partner_card_with_terms(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    iccid: &str,
+) -> QueryResult<Option<LoadedCard>> {
+    let rows: Vec<(CardRow, Option<TermRow>, Option<String>)> = cards::table
+        .left_join(terms::table.inner_join(plans::table))
+        .filter(cards::iccid.eq(iccid))
+        .filter(cards::partner_id.eq(partner_id))
+        .order(terms::valid_from.asc())
+        .select((
+            CardRow::as_select(),
+            Option::<TermRow>::as_select(),
+            plans::code.nullable(),
+        ))
+        .load(conn)?;
+    let Some(card) = rows.first().map(|(card, ..)| card.clone()) else {
+        return Ok(None);
+    };
+    let mut loaded = LoadedCard {
+        card,
+        terms: Vec::new(),
+        plan_codes: HashMap::new(),
+    };
+    for (term, code) in rows
+        .into_iter()
+        .filter_map(|(_, term, code)| term.zip(code))
+    {
+        loaded.plan_codes.insert(term.plan_id.clone(), code);
+        loaded.terms.push(term);
+    }
+    Ok(Some(loaded))
 }
 
 pub fn terms_of(conn: &mut DbConnection, iccids: &[String]) -> QueryResult<Vec<TermRow>> {
