@@ -593,6 +593,7 @@ async fn the_token_endpoint_answers_429_under_a_burst(app: TestApp) {
     let partner = app.create_partner("Acme", &[Scope::CatalogRead]).await;
     let mut statuses = Vec::new();
     let mut retry_after = None;
+    let started = Instant::now();
     for _ in 0..25 {
         let response = app
             .client
@@ -614,7 +615,13 @@ async fn the_token_endpoint_answers_429_under_a_burst(app: TestApp) {
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert_eq!(limited, 5, "20 a minute per client: {statuses:?}");
+    // 20 at once, then one more every 3 s: a slow machine may see a token come back.
+    let refills = (started.elapsed().as_secs() / 3) as usize;
+    let allowed = statuses.len() - limited;
+    assert!(
+        (20..=20 + refills).contains(&allowed) && limited >= 1,
+        "20 a minute per client: {statuses:?}"
+    );
     let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&seconds));
     // Even the right secret waits now.
@@ -626,7 +633,9 @@ async fn the_token_endpoint_answers_429_under_a_burst(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    if started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
 }
 
 async fn a_sibling_instance_honours_suspension_within_the_check_interval(app: TestApp) {
