@@ -437,6 +437,63 @@ async fn a_failed_activation_refunds_exactly_once(app: TestApp) {
 
 async fn the_eid_is_recorded_and_a_different_one_refused(app: TestApp) {
     let s = setup(&app, 100_000).await;
+    // A body that is there must be right: malformed JSON or another media type changes nothing.
+    let placed = order(&app, &s, &s.esim_card, &s.esim_plan).await;
+    let url = app.url(&format!(
+        "/v1/orders/{}/activation/confirm",
+        placed["id"].as_str().unwrap()
+    ));
+    let malformed = app
+        .client
+        .post(&url)
+        .bearer_auth(&s.token)
+        .header("content-type", "application/json")
+        .body("{\"eid\":")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let unknown_field = app
+        .client
+        .post(&url)
+        .bearer_auth(&s.token)
+        .json(&json!({"valid_until": "2099-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(unknown_field, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let text = app
+        .client
+        .post(&url)
+        .bearer_auth(&s.token)
+        .header("content-type", "text/plain")
+        .body("eid")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        text,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    let untouched: Value = app
+        .get_with(
+            &format!("/v1/orders/{}/activation", placed["id"].as_str().unwrap()),
+            &s.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(untouched["status"], "pending");
+    assert_eq!(
+        confirm(&app, &s.token, placed["id"].as_str().unwrap(), None)
+            .await
+            .status(),
+        StatusCode::OK,
+        "no body is fine"
+    );
     let eid = |last_body: &str| {
         let body = format!("8904903212345123451234567890{last_body}");
         let check = 98 - simrenew::domain::identifiers::mod97(&format!("{body}00")).unwrap();

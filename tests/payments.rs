@@ -593,6 +593,14 @@ async fn forged_stale_and_unknown_webhooks_change_nothing(backend: Backend) {
             .unwrap()["outcome"],
         "ignored"
     );
+    let huge = "x".repeat(70_000);
+    let too_large = deliver(&app, &huge, signed(&huge)).await;
+    assert_problem(
+        too_large,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
     let nowhere = app
         .client
         .post(app.url("/v1/payments/webhooks/paypal"))

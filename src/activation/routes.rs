@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::auth::principal::{require, Authorized, Principal};
 use crate::auth::scopes::Scope;
 use crate::error::{ApiError, Problem};
+use crate::http::extractors::{optional_json, read_body, MAX_BODY_BYTES};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_activation)
@@ -149,14 +150,16 @@ async fn confirm_activation(
     auth: Authorized<require::OrdersWriteOrNetwork>,
     state: web::Data<AppState>,
     id: web::Path<uuid::Uuid>,
-    body: Option<web::Json<Confirmation>>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> Result<web::Json<Activation>, ApiError> {
+    let body = read_body(payload, MAX_BODY_BYTES).await?;
+    let confirmation: Confirmation = optional_json(&req, &body)?.unwrap_or_default();
     let caller = if auth.principal.scopes.contains(Scope::Network) {
         Caller::Network
     } else {
         Caller::Partner(auth.principal.partner_id)
     };
-    let confirmation = body.map(web::Json::into_inner).unwrap_or_default();
     let order_id = id.into_inner().to_string();
     let row = state
         .db

@@ -59,6 +59,47 @@ fn json_error(err: JsonPayloadError) -> ApiError {
     }
 }
 
+/// Reads a whole request body of at most `limit` bytes (`413` problem+json beyond), for
+/// handlers that need the raw bytes (webhook signatures, optional bodies).
+pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!(
+            "the request body could not be read: {e}"
+        ))),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body exceeds {limit} bytes"),
+        )),
+    }
+}
+
+/// An optional JSON body: none at all is `None`; anything else must be JSON of `T`
+/// (sent as `application/json`), refused like any other malformed body.
+pub fn optional_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return Err(json_error(JsonPayloadError::ContentType));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| json_error(JsonPayloadError::Deserialize(e)))
+}
+
 fn form_error(err: UrlencodedError) -> ApiError {
     match err {
         UrlencodedError::Overflow { .. } => too_large(),

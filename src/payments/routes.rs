@@ -94,8 +94,10 @@ async fn webhook(
     state: web::Data<AppState>,
     provider: web::Path<String>,
     req: actix_web::HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<web::Json<WebhookReceipt>, ApiError> {
+    let body = crate::http::extractors::read_body(payload, crate::http::extractors::MAX_BODY_BYTES)
+        .await?;
     let provider = provider.into_inner();
     let Some(Provider::Stripe(stripe)) = state.payments.by_name(&provider) else {
         return Err(ApiError::not_found(format!(
