@@ -200,85 +200,55 @@ async fn each_refusal_has_its_code_and_changes_nothing(app: TestApp) {
         .unwrap()
         .unwrap()
         .id;
-    let mut body = order_body(&shop);
+    // The valid order with one field changed.
+    let with = |field: &str, value: Value| {
+        let mut body = order_body(&shop);
+        body[field] = value;
+        body
+    };
     let cases: Vec<(Value, StatusCode, &str)> = vec![
         (
-            {
-                body["iccid"] = json!(iccid(20, 99));
-                body.clone()
-            },
+            with("iccid", json!(iccid(20, 99))),
             StatusCode::NOT_FOUND,
             "not_found",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["plan_id"] = json!(esim_plan);
-                body.clone()
-            },
+            with("plan_id", json!(esim_plan)),
             StatusCode::UNPROCESSABLE_ENTITY,
             "plan_not_available_for_card",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["plan_id"] = json!(uuid::Uuid::now_v7());
-                body.clone()
-            },
+            with("plan_id", json!(uuid::Uuid::now_v7())),
             StatusCode::UNPROCESSABLE_ENTITY,
             "plan_not_available_for_card",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["currency"] = json!("EUR");
-                body.clone()
-            },
+            with("currency", json!("EUR")),
             StatusCode::UNPROCESSABLE_ENTITY,
             "currency_not_offered",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["currency"] = json!("RMB");
-                body.clone()
-            },
+            with("currency", json!("RMB")),
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["payment_method"] = json!("alipay");
-                body.clone()
-            },
+            with("payment_method", json!("alipay")),
             StatusCode::UNPROCESSABLE_ENTITY,
             "payment_method_unavailable",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["amount"] = json!(1);
-                body.clone()
-            },
+            with("amount", json!(1)),
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["status"] = json!("completed");
-                body.clone()
-            },
+            with("status", json!("completed")),
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
         (
-            {
-                body = order_body(&shop);
-                body["payment_method"] = json!("cash");
-                body.clone()
-            },
+            with("payment_method", json!("cash")),
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),

@@ -171,6 +171,19 @@ async fn place(app: &TestApp, b: &Buyer, method: &str, key: &str) -> reqwest::Re
         .unwrap()
 }
 
+/// Plays the payer in the sandbox: `succeed` or `fail`; returns the settlement receipt.
+async fn sandbox(app: &TestApp, b: &Buyer, order_id: &str, outcome: &str) -> Value {
+    app.post_json(
+        &format!("/v1/sandbox/payments/{order_id}/{outcome}"),
+        &b.token,
+        &json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 async fn order_of(app: &TestApp, b: &Buyer, id: &str) -> Value {
     app.get_with(&format!("/v1/orders/{id}"), &b.token)
         .await
@@ -211,16 +224,7 @@ async fn sandbox_methods_settle_through_the_same_path(backend: Backend) {
         )
         .await;
 
-        let settled: Value = app
-            .post_json(
-                &format!("/v1/sandbox/payments/{id}/succeed"),
-                &b.token,
-                &json!({}),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let settled: Value = sandbox(&app, &b, id, "succeed").await;
         assert_eq!(settled["outcome"], "paid");
         let paid = order_of(&app, &b, id).await;
         assert_eq!(paid["status"], "paid");
@@ -232,16 +236,7 @@ async fn sandbox_methods_settle_through_the_same_path(backend: Backend) {
             .await;
         assert_eq!(activation.status(), StatusCode::OK);
         // A failure after the success changes nothing.
-        let late: Value = app
-            .post_json(
-                &format!("/v1/sandbox/payments/{id}/fail"),
-                &b.token,
-                &json!({}),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let late: Value = sandbox(&app, &b, id, "fail").await;
         assert_eq!(late["outcome"], "no_change");
         assert_eq!(order_of(&app, &b, id).await["status"], "paid");
     }
@@ -251,12 +246,7 @@ async fn sandbox_methods_settle_through_the_same_path(backend: Backend) {
         .await
         .unwrap();
     let id = failing["id"].as_str().unwrap();
-    app.post_json(
-        &format!("/v1/sandbox/payments/{id}/fail"),
-        &b.token,
-        &json!({}),
-    )
-    .await;
+    sandbox(&app, &b, id, "fail").await;
     assert_eq!(order_of(&app, &b, id).await["status"], "failed");
     let wallet: Value = app
         .get_with("/v1/wallet", &b.token)
@@ -291,16 +281,7 @@ async fn expiry_cancel_and_late_success_refund(backend: Backend) {
         "once"
     );
     // The payer pays anyway: the money goes back through the provider, recorded on the order.
-    let late: Value = app
-        .post_json(
-            &format!("/v1/sandbox/payments/{first_id}/succeed"),
-            &b.token,
-            &json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let late: Value = sandbox(&app, &b, &first_id, "succeed").await;
     assert_eq!(late["outcome"], "refund");
     let refunded = order_of(&app, &b, &first_id).await;
     assert_eq!(refunded["status"], "expired");
@@ -333,12 +314,7 @@ async fn expiry_cancel_and_late_success_refund(backend: Backend) {
         .await
         .unwrap();
     let id = paid["id"].as_str().unwrap();
-    app.post_json(
-        &format!("/v1/sandbox/payments/{id}/succeed"),
-        &b.token,
-        &json!({}),
-    )
-    .await;
+    sandbox(&app, &b, id, "succeed").await;
     let cancelled: Value = app
         .post_json(&format!("/v1/orders/{id}/cancel"), &b.token, &json!({}))
         .await
