@@ -10,8 +10,7 @@ use clap::{Args, ValueEnum};
 
 use crate::auth::keys::{JwtAlgorithm, KeySource, KeyText};
 use crate::db::{DatabaseUrl, PoolOptions};
-use crate::orders::model::PaymentMethod;
-use crate::payments::stripe::StripeConfig;
+use crate::domain::PaymentMethod;
 
 /// Where the data lives; shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -294,6 +293,27 @@ pub struct PaymentArgs {
     #[arg(long, env = "SIMRENEW_ORDER_TTL_S", default_value_t = 1800,
           value_parser = clap::value_parser!(u64).range(60..=86_400), global = true)]
     pub order_ttl_s: u64,
+}
+
+/// How to reach Stripe.
+#[derive(Clone)]
+pub struct StripeConfig {
+    /// `https://api.stripe.com` in production; a local fake in tests.
+    pub api_base: String,
+    pub secret_key: String,
+    pub webhook_secret: String,
+    /// Where the payer returns after a redirect.
+    pub return_url: String,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("api_base", &self.api_base)
+            .field("return_url", &self.return_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A provider a method can be routed to.

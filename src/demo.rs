@@ -100,7 +100,7 @@ pub async fn seed_if_empty(db: &Db) -> Result<Option<DemoSeed>, ApiError> {
             plan_id: plan_id(db, code).await?,
             valid_from: Some(valid_from),
         };
-        crate::cards::grant_term(db, iccid.to_owned(), grant).await?;
+        crate::cards::grant_term(db, iccid.to_owned(), grant, time::to_db(now)).await?;
     }
     crate::wallet::credit(
         db,
@@ -110,6 +110,7 @@ pub async fn seed_if_empty(db: &Db) -> Result<Option<DemoSeed>, ApiError> {
             amount: 100_000,
             reference: Some("demo funds".into()),
         },
+        time::to_db(now),
     )
     .await?;
     Ok(Some(DemoSeed { operator, partner }))

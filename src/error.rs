@@ -7,157 +7,97 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::DbError;
+use crate::db::{DbError, UnknownValue};
 
 /// Where problem type URIs live; `type` is this plus the code.
 pub const PROBLEM_TYPE_BASE: &str = "https://simrenew.dev/problems/";
 
-/// Stable machine-readable error codes. Once published a code never changes meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The request is malformed: unparsable JSON, wrong types, unknown fields.
-    InvalidRequest,
-    /// The request is well-formed but some fields are invalid; see `errors`.
-    ValidationFailed,
-    /// No valid bearer token was presented.
-    Unauthorized,
-    /// The token is valid but lacks the scope this operation requires.
-    Forbidden,
-    /// The resource does not exist, or belongs to another partner.
-    NotFound,
-    /// The path exists but not with this HTTP method.
-    MethodNotAllowed,
-    /// The request body exceeds the size limit.
-    PayloadTooLarge,
-    /// The request body is not in a media type this operation accepts.
-    UnsupportedMediaType,
-    /// The request conflicts with the current state of the resource.
-    Conflict,
-    /// Too many requests; retry after the time in `Retry-After`.
-    RateLimited,
-    /// The database cannot be reached; retrying later is safe.
-    ServiceUnavailable,
-    /// An unexpected failure on our side; it is logged with the request id.
-    InternalError,
-    /// The wallet holds less than the order costs; nothing was charged.
-    InsufficientFunds,
-    /// The plan is retired, unknown, or not made for this card type.
-    PlanNotAvailableForCard,
-    /// The plan has no price in the requested currency.
-    CurrencyNotOffered,
-    /// The card is suspended and cannot be renewed until an operator resumes it.
-    CardSuspended,
-    /// This payment method is not enabled on this deployment.
-    PaymentMethodUnavailable,
-    /// The order's current state does not allow this action.
-    InvalidStateTransition,
-    /// This operation requires an `Idempotency-Key` header.
-    IdempotencyKeyMissing,
-    /// The key was used before with a different request.
-    IdempotencyKeyReused,
-    /// A request with this key is still being processed; retry shortly.
-    IdempotencyRequestInProgress,
-    /// The eSIM is bound to another EID than the one given.
-    EidMismatch,
-    /// The payment provider is down or slow; retry with the same Idempotency-Key.
-    PaymentProviderUnavailable,
-    /// The payment provider refused the payment; retrying will not help.
-    PaymentProviderRejected,
-    /// A webhook's signature is missing, wrong or too old.
-    InvalidSignature,
+/// Declares every error code once: its variant, HTTP status, stable `code` string and
+/// title. Everything else (serialization, the lookup functions, `ALL`) derives from it.
+macro_rules! error_codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident => ($status:ident, $code:literal, $title:literal), )+) => {
+        /// Stable machine-readable error codes. Once published a code never changes meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( $(#[doc = $doc])* $variant, )+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Self::$variant => StatusCode::$status,)+
+                }
+            }
+
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $title,)+
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Conflict => StatusCode::CONFLICT,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
-            Self::PlanNotAvailableForCard => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::CurrencyNotOffered => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::CardSuspended => StatusCode::CONFLICT,
-            Self::PaymentMethodUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InvalidStateTransition => StatusCode::CONFLICT,
-            Self::IdempotencyKeyMissing => StatusCode::BAD_REQUEST,
-            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::IdempotencyRequestInProgress => StatusCode::CONFLICT,
-            Self::EidMismatch => StatusCode::CONFLICT,
-            Self::PaymentProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::PaymentProviderRejected => StatusCode::BAD_GATEWAY,
-            Self::InvalidSignature => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "Invalid request",
-            Self::ValidationFailed => "Validation failed",
-            Self::Unauthorized => "Unauthorized",
-            Self::Forbidden => "Forbidden",
-            Self::NotFound => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::PayloadTooLarge => "Payload too large",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::Conflict => "Conflict",
-            Self::RateLimited => "Too many requests",
-            Self::ServiceUnavailable => "Service unavailable",
-            Self::InternalError => "Internal server error",
-            Self::InsufficientFunds => "Insufficient funds",
-            Self::PlanNotAvailableForCard => "Plan not available for this card",
-            Self::CurrencyNotOffered => "Currency not offered",
-            Self::CardSuspended => "Card suspended",
-            Self::PaymentMethodUnavailable => "Payment method unavailable",
-            Self::InvalidStateTransition => "Invalid state transition",
-            Self::IdempotencyKeyMissing => "Idempotency-Key missing",
-            Self::IdempotencyKeyReused => "Idempotency-Key reused",
-            Self::IdempotencyRequestInProgress => "Request in progress",
-            Self::EidMismatch => "EID mismatch",
-            Self::PaymentProviderUnavailable => "Payment provider unavailable",
-            Self::PaymentProviderRejected => "Payment provider refused",
-            Self::InvalidSignature => "Invalid signature",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::ValidationFailed => "validation_failed",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Conflict => "conflict",
-            Self::RateLimited => "rate_limited",
-            Self::ServiceUnavailable => "service_unavailable",
-            Self::InternalError => "internal_error",
-            Self::InsufficientFunds => "insufficient_funds",
-            Self::PlanNotAvailableForCard => "plan_not_available_for_card",
-            Self::CurrencyNotOffered => "currency_not_offered",
-            Self::CardSuspended => "card_suspended",
-            Self::PaymentMethodUnavailable => "payment_method_unavailable",
-            Self::InvalidStateTransition => "invalid_state_transition",
-            Self::IdempotencyKeyMissing => "idempotency_key_missing",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-            Self::IdempotencyRequestInProgress => "idempotency_request_in_progress",
-            Self::EidMismatch => "eid_mismatch",
-            Self::PaymentProviderUnavailable => "payment_provider_unavailable",
-            Self::PaymentProviderRejected => "payment_provider_rejected",
-            Self::InvalidSignature => "invalid_signature",
-        }
-    }
+error_codes! {
+    /// The request is malformed: unparsable JSON, wrong types, unknown fields.
+    InvalidRequest => (BAD_REQUEST, "invalid_request", "Invalid request"),
+    /// The request is well-formed but some fields are invalid; see `errors`.
+    ValidationFailed => (UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
+    /// No valid bearer token was presented.
+    Unauthorized => (UNAUTHORIZED, "unauthorized", "Unauthorized"),
+    /// The token is valid but lacks the scope this operation requires.
+    Forbidden => (FORBIDDEN, "forbidden", "Forbidden"),
+    /// The resource does not exist, or belongs to another partner.
+    NotFound => (NOT_FOUND, "not_found", "Not found"),
+    /// The path exists but not with this HTTP method.
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+    /// The request body exceeds the size limit.
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+    /// The request body is not in a media type this operation accepts.
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
+    /// The request conflicts with the current state of the resource.
+    Conflict => (CONFLICT, "conflict", "Conflict"),
+    /// Too many requests; retry after the time in `Retry-After`.
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
+    /// The database cannot be reached; retrying later is safe.
+    ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable"),
+    /// An unexpected failure on our side; it is logged with the request id.
+    InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "Internal server error"),
+    /// The wallet holds less than the order costs; nothing was charged.
+    InsufficientFunds => (PAYMENT_REQUIRED, "insufficient_funds", "Insufficient funds"),
+    /// The plan is retired, unknown, or not made for this card type.
+    PlanNotAvailableForCard => (UNPROCESSABLE_ENTITY, "plan_not_available_for_card", "Plan not available for this card"),
+    /// The plan has no price in the requested currency.
+    CurrencyNotOffered => (UNPROCESSABLE_ENTITY, "currency_not_offered", "Currency not offered"),
+    /// The card is suspended and cannot be renewed until an operator resumes it.
+    CardSuspended => (CONFLICT, "card_suspended", "Card suspended"),
+    /// This payment method is not enabled on this deployment.
+    PaymentMethodUnavailable => (UNPROCESSABLE_ENTITY, "payment_method_unavailable", "Payment method unavailable"),
+    /// The order's current state does not allow this action.
+    InvalidStateTransition => (CONFLICT, "invalid_state_transition", "Invalid state transition"),
+    /// This operation requires an `Idempotency-Key` header.
+    IdempotencyKeyMissing => (BAD_REQUEST, "idempotency_key_missing", "Idempotency-Key missing"),
+    /// The key was used before with a different request.
+    IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency-Key reused"),
+    /// A request with this key is still being processed; retry shortly.
+    IdempotencyRequestInProgress => (CONFLICT, "idempotency_request_in_progress", "Request in progress"),
+    /// The eSIM is bound to another EID than the one given.
+    EidMismatch => (CONFLICT, "eid_mismatch", "EID mismatch"),
+    /// The payment provider is down or slow; retry with the same Idempotency-Key.
+    PaymentProviderUnavailable => (SERVICE_UNAVAILABLE, "payment_provider_unavailable", "Payment provider unavailable"),
+    /// The payment provider refused the payment; retrying will not help.
+    PaymentProviderRejected => (BAD_GATEWAY, "payment_provider_rejected", "Payment provider refused"),
+    /// A webhook's signature is missing, wrong or too old.
+    InvalidSignature => (BAD_REQUEST, "invalid_signature", "Invalid signature"),
 }
 
 /// One invalid field of a request.
@@ -360,6 +300,13 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// A stored value no type can hold: the data is corrupt, which is ours to fix.
+impl From<UnknownValue> for ApiError {
+    fn from(e: UnknownValue) -> Self {
+        Self::Internal(format!("unreadable stored value: {e}"))
+    }
+}
+
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Internal(e.to_string())
@@ -414,7 +361,7 @@ impl ResponseError for ApiError {
             detail,
             code,
             errors,
-            request_id: crate::http::request_id::current(),
+            request_id: crate::request_scope::current_request_id(),
         };
         let mut response = HttpResponse::build(code.status());
         response.content_type("application/problem+json");
@@ -450,39 +397,22 @@ mod tests {
 
     #[test]
     fn every_code_serializes_to_its_documented_string() {
-        let all = [
-            ErrorCode::InvalidRequest,
-            ErrorCode::ValidationFailed,
-            ErrorCode::Unauthorized,
-            ErrorCode::Forbidden,
-            ErrorCode::NotFound,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::UnsupportedMediaType,
-            ErrorCode::Conflict,
-            ErrorCode::RateLimited,
-            ErrorCode::ServiceUnavailable,
-            ErrorCode::InternalError,
-            ErrorCode::InsufficientFunds,
-            ErrorCode::PlanNotAvailableForCard,
-            ErrorCode::CurrencyNotOffered,
-            ErrorCode::CardSuspended,
-            ErrorCode::PaymentMethodUnavailable,
-            ErrorCode::InvalidStateTransition,
-            ErrorCode::IdempotencyKeyMissing,
-            ErrorCode::IdempotencyKeyReused,
-            ErrorCode::IdempotencyRequestInProgress,
-            ErrorCode::EidMismatch,
-            ErrorCode::PaymentProviderUnavailable,
-            ErrorCode::PaymentProviderRejected,
-            ErrorCode::InvalidSignature,
-        ];
-        for code in all {
+        for &code in ErrorCode::ALL {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
                 serde_json::Value::String(code.as_str().to_owned())
             );
         }
+    }
+
+    #[test]
+    fn codes_and_titles_are_unique() {
+        let codes: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let titles: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.title()).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        assert_eq!(titles.len(), ErrorCode::ALL.len());
     }
 
     #[test]

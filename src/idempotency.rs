@@ -436,9 +436,9 @@ where
 }
 
 /// Deletes expired keys; returns how many.
-pub async fn purge_expired(db: &Db) -> Result<usize, ApiError> {
-    db.transaction(|conn| {
-        let now = time::to_db(time::now());
+pub async fn purge_expired(db: &Db, clock: &crate::clock::Clock) -> Result<usize, ApiError> {
+    let now = clock.now_db();
+    db.transaction(move |conn| {
         diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
             .execute(conn)
             .map_err(ApiError::from)

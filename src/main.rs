@@ -5,13 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use simrenew::app::{self, AppState, ServerOptions};
+use simrenew::app::{self, ServerOptions};
 use simrenew::auth::scopes::ScopeSet;
+use simrenew::clock::Clock;
 use simrenew::config::{
     ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, PaymentArgs, ServeArgs, Settings,
 };
 use simrenew::db::Db;
 use simrenew::partners::{self, model::NewPartner};
+use simrenew::state::AppState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -133,7 +135,7 @@ fn main() -> ExitCode {
                 migrate(&Db::new(&settings.database_url, &settings.pool), &settings)
             }
             Command::Openapi => {
-                print!("{}", simrenew::openapi::document_json());
+                print!("{}", simrenew::app::document_json());
                 Ok(())
             }
             Command::Partner(PartnerCommand::Create(args)) => create_partner(settings, args),
@@ -209,7 +211,7 @@ fn serve(mut settings: Settings, args: ServeArgs) -> Result<(), String> {
         }
         seed_demo(&db)?;
     }
-    let state = AppState::load(settings, db)?;
+    let state = AppState::load(settings, db, Clock::system())?;
     let listener = TcpListener::bind(args.bind)
         .map_err(|e| format!("cannot listen on {} (SIMRENEW_BIND): {e}", args.bind))?;
     let options = ServerOptions {
@@ -299,8 +301,13 @@ fn credit_wallet(
     credit: simrenew::wallet::NewCredit,
 ) -> Result<(), String> {
     let db = operator_db(&settings)?;
-    let entry = block_on(simrenew::wallet::credit(&db, partner, credit))?
-        .map_err(|e| format!("nothing credited: {}", describe(e)))?;
+    let entry = block_on(simrenew::wallet::credit(
+        &db,
+        partner,
+        credit,
+        Clock::system().now_db(),
+    ))?
+    .map_err(|e| format!("nothing credited: {}", describe(e)))?;
     println!(
         "{}",
         serde_json::to_string(&entry).map_err(|e| e.to_string())?

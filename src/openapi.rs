@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document: the root written here, every path and schema gathered
-//! from the handlers as they are registered (see `app::api_document`).
+//! from the handlers as they are registered (see `app::document`).
 
 use utoipa::openapi::security::{
     ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
@@ -166,18 +166,4 @@ fn name_optional_request_body(operation: &mut utoipa::openapi::path::Operation) 
     if unwrapped {
         body.required = Some(Required::False);
     }
-}
-
-/// The document as served at `/openapi.json` and committed under `openapi/`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    crate::app::api_document()
-}
-
-/// The committed form: pretty JSON with a trailing newline.
-pub fn document_json() -> String {
-    let mut text = document()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    text.push('\n');
-    text
 }

@@ -5,6 +5,7 @@
 pub mod qr;
 pub mod renewal;
 pub mod routes;
+pub mod store;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -13,14 +14,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::cards::{self, store as card_store, terms::TermRow};
-use crate::catalog::store as catalog_store;
-use crate::db::schema::{activations, cards as cards_table, terms};
-use crate::db::DbConnection;
+use crate::db::schema::activations;
+use crate::db::{stored_uuid, DbConnection};
 use crate::domain::{time, CardType, Eid};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::orders::model::OrderRow;
-use crate::orders::state::OrderEvent;
 use crate::orders::{self, store as order_store};
 
 const MATCHING_ID_LEN: usize = 20;
@@ -28,21 +26,25 @@ const MATCHING_ID_ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const APPLE_INSTALL_BASE: &str = "https://esimsetup.apple.com/esim_qrcode_provisioning?carddata=";
 const MAX_REASON: usize = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ActivationMode {
-    /// An eSIM profile, downloaded with the activation code.
-    EsimProfile,
-    /// An FM card's term, delivered over the air: no code to scan.
-    Ota,
+crate::db::stored_enum! {
+    /// How the renewal reaches the card.
+    #[derive(ToSchema)]
+    pub enum ActivationMode {
+        /// An eSIM profile, downloaded with the activation code.
+        EsimProfile = "esim_profile",
+        /// An FM card's term, delivered over the air: no code to scan.
+        Ota = "ota",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ActivationStatus {
-    Pending,
-    Confirmed,
-    Failed,
+crate::db::stored_enum! {
+    /// Whether the renewal took effect.
+    #[derive(ToSchema)]
+    pub enum ActivationStatus {
+        Pending = "pending",
+        Confirmed = "confirmed",
+        Failed = "failed",
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -50,9 +52,9 @@ pub enum ActivationStatus {
 pub struct ActivationRow {
     pub order_id: String,
     pub iccid: String,
-    pub card_type: String,
-    pub mode: String,
-    pub status: String,
+    pub card_type: CardType,
+    pub mode: ActivationMode,
+    pub status: ActivationStatus,
     pub smdp_address: Option<String>,
     pub matching_id: Option<String>,
     pub term_id: Option<String>,
@@ -105,31 +107,21 @@ pub struct Activation {
     pub failure_reason: Option<String>,
 }
 
-impl From<&ActivationRow> for Activation {
-    fn from(row: &ActivationRow) -> Self {
+impl TryFrom<&ActivationRow> for Activation {
+    type Error = ApiError;
+
+    fn try_from(row: &ActivationRow) -> Result<Self, ApiError> {
         let code = row.lpa_code();
         let qr = |ext: &str| {
             code.as_ref()
                 .map(|_| format!("/v1/orders/{}/activation/qr.{ext}", row.order_id))
         };
-        Self {
-            order_id: uuid::Uuid::parse_str(&row.order_id).unwrap_or_default(),
+        Ok(Self {
+            order_id: stored_uuid(&row.order_id)?,
             iccid: row.iccid.clone(),
-            card_type: if row.card_type == "esim" {
-                CardType::Esim
-            } else {
-                CardType::Fm
-            },
-            mode: if row.mode == "ota" {
-                ActivationMode::Ota
-            } else {
-                ActivationMode::EsimProfile
-            },
-            status: match row.status.as_str() {
-                "confirmed" => ActivationStatus::Confirmed,
-                "failed" => ActivationStatus::Failed,
-                _ => ActivationStatus::Pending,
-            },
+            card_type: row.card_type,
+            mode: row.mode,
+            status: row.status,
             apple_install_url: code.as_ref().map(|code| {
                 format!(
                     "{APPLE_INSTALL_BASE}{}",
@@ -146,7 +138,7 @@ impl From<&ActivationRow> for Activation {
             previous_valid_until: row.previous_valid_until.map(time::from_db),
             confirmed_at: row.confirmed_at.map(time::from_db),
             failure_reason: row.failure_reason.clone(),
-        }
+        })
     }
 }
 
@@ -174,28 +166,58 @@ pub fn new_matching_id() -> String {
         .collect()
 }
 
-/// Creates the pending activation of an order that has just become paid.
-pub fn create_pending(
-    conn: &mut DbConnection,
-    order: &OrderRow,
+impl Failure {
+    /// The reason, trimmed, or a `422` naming `reason`.
+    pub fn reason(&self) -> Result<&str, ApiError> {
+        let reason = self.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "reason",
+                format!("must be 1 to {MAX_REASON} characters"),
+            )]));
+        }
+        Ok(reason)
+    }
+}
+
+impl Confirmation {
+    /// The EID given, parsed (`422` naming `eid`), if any.
+    pub fn eid(&self) -> Result<Option<Eid>, ApiError> {
+        self.eid
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|text| {
+                text.parse::<Eid>()
+                    .map_err(|e| ApiError::validation(vec![FieldError::new("eid", e)]))
+            })
+            .transpose()
+    }
+}
+
+/// The pending activation of an order that has just become paid: an eSIM gets a fresh
+/// matching id at `smdp_address`, an FM card goes over the air.
+pub fn new_pending(
+    order_id: &str,
+    iccid: &str,
     card_type: CardType,
     smdp_address: &str,
-) -> QueryResult<ActivationRow> {
-    let now = time::to_db(time::now());
+    now: NaiveDateTime,
+) -> ActivationRow {
     let (mode, smdp, matching_id) = match card_type {
         CardType::Esim => (
-            "esim_profile",
+            ActivationMode::EsimProfile,
             Some(smdp_address.to_owned()),
             Some(new_matching_id()),
         ),
-        CardType::Fm => ("ota", None, None),
+        CardType::Fm => (ActivationMode::Ota, None, None),
     };
-    let row = ActivationRow {
-        order_id: order.id.clone(),
-        iccid: order.iccid.clone(),
-        card_type: card_type.as_str().to_owned(),
-        mode: mode.to_owned(),
-        status: "pending".to_owned(),
+    ActivationRow {
+        order_id: order_id.to_owned(),
+        iccid: iccid.to_owned(),
+        card_type,
+        mode,
+        status: ActivationStatus::Pending,
         smdp_address: smdp,
         matching_id,
         term_id: None,
@@ -206,19 +228,7 @@ pub fn create_pending(
         failure_reason: None,
         created_at: now,
         updated_at: now,
-    };
-    diesel::insert_into(activations::table)
-        .values(&row)
-        .execute(conn)?;
-    Ok(row)
-}
-
-pub fn find(conn: &mut DbConnection, order_id: &str) -> QueryResult<Option<ActivationRow>> {
-    activations::table
-        .find(order_id)
-        .select(ActivationRow::as_select())
-        .first(conn)
-        .optional()
+    }
 }
 
 /// Who is asking: a partner sees only its orders; the network sees all.
@@ -228,7 +238,8 @@ pub enum Caller {
     Network,
 }
 
-fn load_order(
+/// The order an activation belongs to, as `caller` may see it (`404` otherwise).
+pub fn load_order(
     conn: &mut DbConnection,
     caller: &Caller,
     order_id: &str,
@@ -240,7 +251,8 @@ fn load_order(
     .ok_or_else(|| orders::no_order(order_id))
 }
 
-fn not_paid(order: &OrderRow) -> ApiError {
+/// `409`: an order that is not paid has no activation.
+pub fn not_paid(order: &OrderRow) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidStateTransition,
         format!(
@@ -250,187 +262,22 @@ fn not_paid(order: &OrderRow) -> ApiError {
     )
 }
 
-/// The activation of a partner's order.
+/// `409`: a failed activation stays failed.
+pub fn already_failed() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidStateTransition,
+        "the activation failed; it cannot be confirmed",
+    )
+}
+
+/// The activation of an order `caller` may see.
 pub fn get(
     conn: &mut DbConnection,
     caller: &Caller,
     order_id: &str,
 ) -> Result<ActivationRow, ApiError> {
     let order = load_order(conn, caller, order_id)?;
-    find(conn, &order.id)?.ok_or_else(|| not_paid(&order))
-}
-
-/// Confirms the renewal took effect: creates the term by the card type's rule, records
-/// the dates, completes the order — all in the caller's transaction. Confirming again
-/// answers with the same activation and changes nothing.
-pub fn confirm(
-    conn: &mut DbConnection,
-    caller: &Caller,
-    order_id: &str,
-    confirmation: &Confirmation,
-) -> Result<ActivationRow, ApiError> {
-    let order = load_order(conn, caller, order_id)?;
-    let existing = find(conn, &order.id)?.ok_or_else(|| not_paid(&order))?;
-    match existing.status.as_str() {
-        "confirmed" => return Ok(existing),
-        "failed" => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidStateTransition,
-                "the activation failed; it cannot be confirmed",
-            ))
-        }
-        _ => {}
-    }
-    let now = time::to_db(time::now());
-    // Confirmations of one card take turns: each sees the terms the previous one made.
-    diesel::update(cards_table::table.find(&order.iccid))
-        .set(cards_table::updated_at.eq(now))
-        .execute(conn)?;
-    let claimed = diesel::update(
-        activations::table
-            .find(&order.id)
-            .filter(activations::status.eq("pending")),
-    )
-    .set((
-        activations::status.eq("confirmed"),
-        activations::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    if claimed == 0 {
-        // A concurrent confirmation (or failure) got here first.
-        let current = find(conn, &order.id)?.ok_or_else(|| not_paid(&order))?;
-        return if current.status == "confirmed" {
-            Ok(current)
-        } else {
-            Err(ApiError::new(
-                ErrorCode::InvalidStateTransition,
-                "the activation failed; it cannot be confirmed",
-            ))
-        };
-    }
-    let card =
-        card_store::find_card(conn, &order.iccid)?.ok_or_else(|| cards::no_card(&order.iccid))?;
-    if let Some(eid_text) = confirmation
-        .eid
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        if card.card_type() != CardType::Esim {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "eid",
-                "only eSIM cards have an EID",
-            )]));
-        }
-        let eid: Eid = eid_text
-            .parse()
-            .map_err(|e: String| ApiError::validation(vec![FieldError::new("eid", e)]))?;
-        match card.eid.as_deref() {
-            Some(known) if known != eid.as_str() => {
-                return Err(ApiError::new(
-                    ErrorCode::EidMismatch,
-                    "this card's profile is bound to another EID; nothing was changed",
-                ))
-            }
-            Some(_) => {}
-            None => {
-                diesel::update(cards_table::table.find(&card.iccid))
-                    .set(cards_table::eid.eq(eid.as_str()))
-                    .execute(conn)?;
-            }
-        }
-    }
-    let plan = catalog_store::find_by_id(conn, &order.plan_id)?
-        .ok_or_else(|| ApiError::internal("an order's plan is missing"))?;
-    let existing_terms: Vec<TermRow> =
-        card_store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
-    let plan_of_renewal = renewal::plan(card.card_type(), &existing_terms, plan.validity_days, now);
-    if let Some((term_id, ends)) = &plan_of_renewal.truncate {
-        diesel::update(terms::table.find(term_id))
-            .set(terms::valid_until.eq(*ends))
-            .execute(conn)?;
-    }
-    for (term_id, from, until) in &plan_of_renewal.requeue {
-        diesel::update(terms::table.find(term_id))
-            .set((terms::valid_from.eq(*from), terms::valid_until.eq(*until)))
-            .execute(conn)?;
-    }
-    let term = cards::term_from_plan(
-        &card.iccid,
-        &plan,
-        Some(order.id.clone()),
-        plan_of_renewal.effective_from,
-        now,
-    );
-    card_store::insert_term(conn, &term)?;
-    diesel::update(activations::table.find(&order.id))
-        .set((
-            activations::term_id.eq(&term.id),
-            activations::effective_from.eq(term.valid_from),
-            activations::valid_until.eq(term.valid_until),
-            activations::previous_valid_until.eq(plan_of_renewal.previous_valid_until),
-            activations::confirmed_at.eq(now),
-        ))
-        .execute(conn)?;
-    orders::transition(conn, &order, OrderEvent::ActivationConfirmed)?;
-    find(conn, &order.id)?.ok_or_else(|| ApiError::internal("activation vanished"))
-}
-
-/// Withdraws a pending activation (its order was cancelled): its code no longer installs
-/// anything this partner paid for.
-pub fn withdraw(conn: &mut DbConnection, order_id: &str, reason: &str) -> QueryResult<()> {
-    let now = time::to_db(time::now());
-    diesel::update(
-        activations::table
-            .find(order_id)
-            .filter(activations::status.eq("pending")),
-    )
-    .set((
-        activations::status.eq("failed"),
-        activations::failure_reason.eq(reason),
-        activations::updated_at.eq(now),
-    ))
-    .execute(conn)
-    .map(drop)
-}
-
-/// The network reports the renewal could not be applied: the order fails and a wallet
-/// payment is refunded, once, in the same transaction.
-pub fn fail(
-    conn: &mut DbConnection,
-    order_id: &str,
-    failure: &Failure,
-) -> Result<ActivationRow, ApiError> {
-    let reason = failure.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "reason",
-            format!("must be 1 to {MAX_REASON} characters"),
-        )]));
-    }
-    let order = load_order(conn, &Caller::Network, order_id)?;
-    find(conn, &order.id)?.ok_or_else(|| not_paid(&order))?;
-    let now = time::to_db(time::now());
-    let claimed = diesel::update(
-        activations::table
-            .find(&order.id)
-            .filter(activations::status.eq("pending")),
-    )
-    .set((
-        activations::status.eq("failed"),
-        activations::failure_reason.eq(reason),
-        activations::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    if claimed == 0 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidStateTransition,
-            "the activation is no longer pending; it cannot fail now",
-        ));
-    }
-    let failed = orders::transition(conn, &order, OrderEvent::ActivationFailed)?;
-    orders::refund_to_wallet(conn, &failed)?;
-    find(conn, &order.id)?.ok_or_else(|| ApiError::internal("activation vanished"))
+    store::find(conn, &order.id)?.ok_or_else(|| not_paid(&order))
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! starts now (terms queued after it move back so that nothing overlaps and nothing paid
 //! for is lost). Days are `validity_days × 24 h` in UTC.
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::NaiveDateTime;
 
-use crate::cards::terms::{service_end, term_at, upcoming, TermRow};
+use crate::cards::terms::{service_end, term_at, term_length, upcoming, TermRow};
 use crate::domain::CardType;
 
 /// What a confirmation does to a card's terms.
@@ -29,7 +29,7 @@ pub fn plan(
     validity_days: i32,
     now: NaiveDateTime,
 ) -> Renewal {
-    let length = TimeDelta::hours(24 * i64::from(validity_days));
+    let length = term_length(validity_days);
     let previous_valid_until = terms.iter().map(|t| t.valid_until).max();
     match card_type {
         CardType::Fm => {
@@ -68,6 +68,7 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::cards::terms::tests::{at, term};
+    use chrono::TimeDelta;
 
     const MONTH: i32 = 30;
 

@@ -7,6 +7,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod scopes;
 pub mod secrets;
+pub mod store;
 pub mod tokens;
 
 use std::time::Duration;
@@ -15,8 +16,8 @@ use mini_moka::sync::Cache;
 
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::partners::store;
 use rate_limit::TokenRateLimits;
+use store::credential_usable;
 use tokens::{Claims, TokenService};
 
 /// The authentication state shared by all workers of one process.
@@ -59,7 +60,7 @@ impl Authenticator {
         let usable = {
             let (client_id, partner_id) = key.clone();
             db.run(move |conn| {
-                store::credential_usable(conn, &client_id, &partner_id).map_err(ApiError::from)
+                credential_usable(conn, &client_id, &partner_id).map_err(ApiError::from)
             })
             .await?
         };

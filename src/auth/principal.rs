@@ -10,7 +10,8 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::scopes::{Scope, ScopeSet};
-use crate::app::AppState;
+use super::Authenticator;
+use crate::db::Db;
 use crate::error::{ApiError, ErrorCode};
 
 /// The authenticated caller.
@@ -118,17 +119,19 @@ impl<R: ScopeRule> FromRequest for Authorized<R> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
+        let db = req.app_data::<web::Data<Db>>().cloned();
         let token = bearer_token(req);
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::internal("application state is not registered"))?;
+            let (Some(authenticator), Some(db)) = (authenticator, db) else {
+                return Err(ApiError::internal("authentication is not registered"));
+            };
             let token = token?;
-            let (claims, scopes) = state.auth.tokens.verify(&token).map_err(|rejection| {
+            let (claims, scopes) = authenticator.tokens.verify(&token).map_err(|rejection| {
                 tracing::info!(reason = %rejection, "bearer token refused");
                 unauthorized("the access token is invalid or expired", true)
             })?;
-            if !state.auth.credential_usable(&state.db, &claims).await? {
+            if !authenticator.credential_usable(&db, &claims).await? {
                 tracing::info!(client_id = %claims.cid, "token of a revoked credential or suspended partner");
                 return Err(unauthorized("the access token has been revoked", true));
             }

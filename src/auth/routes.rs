@@ -12,9 +12,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::scopes::ScopeSet;
 use super::secrets;
-use crate::app::AppState;
+use super::store;
+use super::Authenticator;
+use crate::db::Db;
 use crate::error::{ApiError, ErrorCode, OAuthError, OAuthErrorCode, Problem};
-use crate::partners::store;
 
 /// A token request is a handful of short parameters.
 const MAX_TOKEN_REQUEST_BYTES: usize = 8 * 1024;
@@ -159,14 +160,14 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
 async fn issue_token(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    authenticator: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
     let address = req
         .peer_addr()
         .map(|addr| addr.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    state
-        .auth
+    authenticator
         .limits
         .per_address
         .check(&address)
@@ -207,8 +208,7 @@ async fn issue_token(
                 .map_err(|e| ApiError::oauth(OAuthErrorCode::InvalidScope, format!("{e}")))?,
         ),
     };
-    state
-        .auth
+    authenticator
         .limits
         .per_client
         .check(&client_id)
@@ -216,9 +216,7 @@ async fn issue_token(
 
     let client = {
         let client_id = client_id.clone();
-        state
-            .db
-            .run(move |conn| store::find_client(conn, &client_id).map_err(ApiError::from))
+        db.run(move |conn| store::find_client(conn, &client_id).map_err(ApiError::from))
             .await?
     };
     // One argon2 verification whether or not the client exists, so timing tells nothing.
@@ -245,8 +243,7 @@ async fn issue_token(
             ))
         }
     };
-    let token = state
-        .auth
+    let token = authenticator
         .tokens
         .issue(&client.partner_id, &client_id, &granted)
         .map_err(ApiError::internal)?;
@@ -256,7 +253,7 @@ async fn issue_token(
         .json(TokenResponse {
             access_token: token,
             token_type: "Bearer",
-            expires_in: state.auth.tokens.lifetime().as_secs(),
+            expires_in: authenticator.tokens.lifetime().as_secs(),
             scope: granted.to_string(),
         }))
 }
@@ -271,10 +268,10 @@ async fn issue_token(
     security(())
 )]
 #[get("/.well-known/jwks.json")]
-async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+async fn jwks(authenticator: web::Data<Authenticator>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(JwkSet {
-            keys: state.auth.tokens.keys().public_jwks(),
+            keys: authenticator.tokens.keys().public_jwks(),
         })
 }

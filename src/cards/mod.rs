@@ -7,11 +7,11 @@ pub mod terms;
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::NaiveDateTime;
 
 use crate::catalog::model::PlanRow;
 use crate::catalog::store as catalog_store;
-use crate::db::{Db, DbConnection};
+use crate::db::{stored_uuid, Db, DbConnection};
 use crate::domain::{time, CardType, Eid, Iccid, Msisdn};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::pagination::PageRequest;
@@ -29,18 +29,22 @@ pub fn no_card(iccid: &str) -> ApiError {
     ApiError::not_found(format!("no card {iccid} is visible to this partner"))
 }
 
-fn uuid_of(text: &str) -> uuid::Uuid {
-    uuid::Uuid::parse_str(text).unwrap_or_default()
+/// The code of a term's plan (plans are never deleted, so a missing one is corrupt data).
+fn plan_code_of(term: &TermRow, codes: &HashMap<String, String>) -> Result<String, ApiError> {
+    codes
+        .get(&term.plan_id)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("term {} has no plan", term.id)))
 }
 
-fn summary(term: &TermRow, codes: &HashMap<String, String>) -> TermSummary {
-    TermSummary {
-        term_id: uuid_of(&term.id),
-        plan_id: uuid_of(&term.plan_id),
-        plan_code: codes.get(&term.plan_id).cloned().unwrap_or_default(),
+fn summary(term: &TermRow, codes: &HashMap<String, String>) -> Result<TermSummary, ApiError> {
+    Ok(TermSummary {
+        term_id: stored_uuid(&term.id)?,
+        plan_id: stored_uuid(&term.plan_id)?,
+        plan_code: plan_code_of(term, codes)?,
         valid_from: time::from_db(term.valid_from),
         valid_until: time::from_db(term.valid_until),
-    }
+    })
 }
 
 pub fn card_view(
@@ -48,16 +52,18 @@ pub fn card_view(
     terms: &[TermRow],
     codes: &HashMap<String, String>,
     now: NaiveDateTime,
-) -> Card {
-    Card {
+) -> Result<Card, ApiError> {
+    Ok(Card {
         iccid: card.iccid.clone(),
-        card_type: card.card_type(),
+        card_type: card.card_type,
         msisdn: card.msisdn.clone(),
         eid: card.eid.clone(),
         status: terms::status(card.suspended, terms, now),
-        current_term: terms::term_at(terms, now).map(|t| summary(t, codes)),
+        current_term: terms::term_at(terms, now)
+            .map(|t| summary(t, codes))
+            .transpose()?,
         created_at: time::from_db(card.created_at),
-    }
+    })
 }
 
 pub fn balance_view(
@@ -65,43 +71,48 @@ pub fn balance_view(
     terms: &[TermRow],
     codes: &HashMap<String, String>,
     now: NaiveDateTime,
-) -> Balance {
-    let current = terms::term_at(terms, now).map(|t| CurrentTermBalance {
-        term_id: uuid_of(&t.id),
-        plan_id: uuid_of(&t.plan_id),
-        plan_code: codes.get(&t.plan_id).cloned().unwrap_or_default(),
-        valid_from: time::from_db(t.valid_from),
-        valid_until: time::from_db(t.valid_until),
-        days_left: terms::days_left(t.valid_until, now),
-        data: DataBalance {
-            total_bytes: t.data_total_bytes,
-            used_bytes: t.data_used_bytes,
-            remaining_bytes: t
-                .data_total_bytes
-                .map(|total| remaining(total, t.data_used_bytes)),
-        },
-        voice: VoiceBalance {
-            total_minutes: i64::from(t.voice_total_minutes),
-            used_minutes: t.voice_used_minutes,
-            remaining_minutes: remaining(i64::from(t.voice_total_minutes), t.voice_used_minutes),
-        },
-        sms: SmsBalance {
-            total: i64::from(t.sms_total),
-            used: t.sms_used,
-            remaining: remaining(i64::from(t.sms_total), t.sms_used),
-        },
+) -> Result<Balance, ApiError> {
+    let current = terms::term_at(terms, now).map(|t| -> Result<_, ApiError> {
+        Ok(CurrentTermBalance {
+            term_id: stored_uuid(&t.id)?,
+            plan_id: stored_uuid(&t.plan_id)?,
+            plan_code: plan_code_of(t, codes)?,
+            valid_from: time::from_db(t.valid_from),
+            valid_until: time::from_db(t.valid_until),
+            days_left: terms::days_left(t.valid_until, now),
+            data: DataBalance {
+                total_bytes: t.data_total_bytes,
+                used_bytes: t.data_used_bytes,
+                remaining_bytes: t
+                    .data_total_bytes
+                    .map(|total| remaining(total, t.data_used_bytes)),
+            },
+            voice: VoiceBalance {
+                total_minutes: i64::from(t.voice_total_minutes),
+                used_minutes: t.voice_used_minutes,
+                remaining_minutes: remaining(
+                    i64::from(t.voice_total_minutes),
+                    t.voice_used_minutes,
+                ),
+            },
+            sms: SmsBalance {
+                total: i64::from(t.sms_total),
+                used: t.sms_used,
+                remaining: remaining(i64::from(t.sms_total), t.sms_used),
+            },
+        })
     });
-    Balance {
+    Ok(Balance {
         iccid: card.iccid.clone(),
-        card_type: card.card_type(),
+        card_type: card.card_type,
         status: terms::status(card.suspended, terms, now),
         as_of: time::from_db(now),
-        current,
+        current: current.transpose()?,
         upcoming: terms::upcoming(terms, now)
             .into_iter()
             .map(|t| summary(t, codes))
-            .collect(),
-    }
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// A card with everything its views need.
@@ -121,30 +132,28 @@ pub fn load_partner_card(
     store::partner_card_with_terms(conn, partner_id, iccid)?.ok_or_else(|| no_card(iccid))
 }
 
-pub async fn get_card(db: &Db, partner_id: String, iccid: String) -> Result<Card, ApiError> {
+pub async fn get_card(
+    db: &Db,
+    partner_id: String,
+    iccid: String,
+    now: NaiveDateTime,
+) -> Result<Card, ApiError> {
     db.run(move |conn| {
-        let now = time::to_db(time::now());
         let loaded = load_partner_card(conn, &partner_id, &iccid)?;
-        Ok(card_view(
-            &loaded.card,
-            &loaded.terms,
-            &loaded.plan_codes,
-            now,
-        ))
+        card_view(&loaded.card, &loaded.terms, &loaded.plan_codes, now)
     })
     .await
 }
 
-pub async fn get_balance(db: &Db, partner_id: String, iccid: String) -> Result<Balance, ApiError> {
+pub async fn get_balance(
+    db: &Db,
+    partner_id: String,
+    iccid: String,
+    now: NaiveDateTime,
+) -> Result<Balance, ApiError> {
     db.run(move |conn| {
-        let now = time::to_db(time::now());
         let loaded = load_partner_card(conn, &partner_id, &iccid)?;
-        Ok(balance_view(
-            &loaded.card,
-            &loaded.terms,
-            &loaded.plan_codes,
-            now,
-        ))
+        balance_view(&loaded.card, &loaded.terms, &loaded.plan_codes, now)
     })
     .await
 }
@@ -199,9 +208,9 @@ pub async fn list_cards(
     partner_id: String,
     filter: CardFilter,
     page: PageRequest,
+    now: NaiveDateTime,
 ) -> Result<(Vec<Card>, Option<String>), ApiError> {
     db.run(move |conn| {
-        let now = time::to_db(time::now());
         let rows = store::list_partner_cards(conn, &partner_id, &filter, &page, now)?;
         let (rows, next) = page.finish(rows, |card| card.iccid.clone());
         let iccids: Vec<String> = rows.iter().map(|c| c.iccid.clone()).collect();
@@ -227,7 +236,7 @@ pub async fn list_cards(
                     now,
                 )
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok((cards, next))
     })
     .await
@@ -279,7 +288,7 @@ pub fn validate_cards(
         rows.push(CardRow {
             iccid: iccid.to_owned(),
             partner_id: partner_id.to_owned(),
-            card_type: card.card_type.as_str().to_owned(),
+            card_type: card.card_type,
             msisdn: msisdn.map(str::to_owned),
             eid: eid.map(str::to_owned),
             suspended: false,
@@ -355,7 +364,7 @@ pub fn term_from_plan(
         plan_id: plan.id.clone(),
         order_id,
         valid_from,
-        valid_until: valid_from + TimeDelta::hours(24 * i64::from(plan.validity_days)),
+        valid_until: valid_from + terms::term_length(plan.validity_days),
         data_total_bytes: plan.data_bytes,
         voice_total_minutes: plan.voice_minutes,
         sms_total: plan.sms,
@@ -366,28 +375,24 @@ pub fn term_from_plan(
     }
 }
 
-/// Whether `plan` can be bought for a card of `card_type`.
-pub fn plan_fits(plan: &PlanRow, card_type: CardType) -> bool {
-    match card_type {
-        CardType::Fm => plan.fits_fm,
-        CardType::Esim => plan.fits_esim,
-    }
-}
-
 /// An operator grants a term without an order. It may not overlap another term.
-pub async fn grant_term(db: &Db, iccid: String, grant: TermGrant) -> Result<Balance, ApiError> {
+pub async fn grant_term(
+    db: &Db,
+    iccid: String,
+    grant: TermGrant,
+    now: NaiveDateTime,
+) -> Result<Balance, ApiError> {
     db.transaction(move |conn| {
-        let now = time::to_db(time::now());
         let card = store::find_card(conn, &iccid)?
             .ok_or_else(|| ApiError::not_found(format!("no card {iccid}")))?;
         let plan =
             catalog_store::find_by_id(conn, &grant.plan_id.to_string())?.ok_or_else(|| {
                 ApiError::validation(vec![FieldError::new("plan_id", "no such plan")])
             })?;
-        if !plan_fits(&plan, card.card_type()) {
+        if !crate::catalog::on_sale_for(&plan, card.card_type) {
             return Err(ApiError::validation(vec![FieldError::new(
                 "plan_id",
-                format!("this plan is not for {} cards", card.card_type()),
+                format!("this plan is not on sale for {} cards", card.card_type),
             )]));
         }
         let existing = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
@@ -408,7 +413,7 @@ pub async fn grant_term(db: &Db, iccid: String, grant: TermGrant) -> Result<Bala
         let mut all = existing;
         all.push(term);
         let codes = store::plan_codes(conn, &all)?;
-        Ok(balance_view(&card, &all, &codes, now))
+        balance_view(&card, &all, &codes, now)
     })
     .await
 }

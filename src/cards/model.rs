@@ -14,23 +14,12 @@ use crate::domain::CardType;
 pub struct CardRow {
     pub iccid: String,
     pub partner_id: String,
-    pub card_type: String,
+    pub card_type: CardType,
     pub msisdn: Option<String>,
     pub eid: Option<String>,
     pub suspended: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-}
-
-impl CardRow {
-    pub fn card_type(&self) -> CardType {
-        // The column's CHECK admits only `fm` and `esim`.
-        if self.card_type == "esim" {
-            CardType::Esim
-        } else {
-            CardType::Fm
-        }
-    }
 }
 
 /// A term in brief.

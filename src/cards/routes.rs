@@ -9,9 +9,10 @@ use super::model::{
     TermGrant,
 };
 use super::{store, MAX_IMPORT_BATCH};
-use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
-use crate::domain::time;
+use crate::clock::Clock;
+use crate::db::{stored_uuid, Db};
+use crate::domain::{time, Iccid};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::pagination::PageQuery;
 use crate::partners::store as partner_store;
@@ -46,7 +47,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[get("/v1/cards")]
 async fn list_cards(
     auth: Authorized<require::CardsRead>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
     query: web::Query<CardQuery>,
 ) -> Result<web::Json<CardList>, ApiError> {
     let filter = query.filter()?;
@@ -56,7 +58,7 @@ async fn list_cards(
     }
     .validate()?;
     let (data, next_cursor) =
-        super::list_cards(&state.db, auth.principal.partner_id, filter, page).await?;
+        super::list_cards(&db, auth.principal.partner_id, filter, page, clock.now_db()).await?;
     Ok(web::Json(CardList { data, next_cursor }))
 }
 
@@ -74,11 +76,18 @@ async fn list_cards(
 #[get("/v1/cards/{iccid}")]
 async fn get_card(
     auth: Authorized<require::CardsRead>,
-    state: web::Data<AppState>,
-    iccid: web::Path<String>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    iccid: web::Path<Iccid>,
 ) -> Result<web::Json<Card>, ApiError> {
     Ok(web::Json(
-        super::get_card(&state.db, auth.principal.partner_id, iccid.into_inner()).await?,
+        super::get_card(
+            &db,
+            auth.principal.partner_id,
+            iccid.into_inner().to_string(),
+            clock.now_db(),
+        )
+        .await?,
     ))
 }
 
@@ -99,11 +108,18 @@ async fn get_card(
 #[get("/v1/cards/{iccid}/balance")]
 async fn get_balance(
     auth: Authorized<require::CardsRead>,
-    state: web::Data<AppState>,
-    iccid: web::Path<String>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    iccid: web::Path<Iccid>,
 ) -> Result<web::Json<Balance>, ApiError> {
     Ok(web::Json(
-        super::get_balance(&state.db, auth.principal.partner_id, iccid.into_inner()).await?,
+        super::get_balance(
+            &db,
+            auth.principal.partner_id,
+            iccid.into_inner().to_string(),
+            clock.now_db(),
+        )
+        .await?,
     ))
 }
 
@@ -127,7 +143,7 @@ async fn get_balance(
 #[post("/v1/admin/cards")]
 async fn import_cards(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     body: web::Json<CardImport>,
 ) -> Result<HttpResponse, ApiError> {
     let import = body.into_inner();
@@ -137,25 +153,23 @@ async fn import_cards(
             format!("at most {MAX_IMPORT_BATCH} cards per request; use `simrenew cards import` for more"),
         )]));
     }
-    let imported = super::import_cards(&state.db, import.partner_id, import.cards).await?;
+    let imported = super::import_cards(&db, import.partner_id, import.cards).await?;
     Ok(HttpResponse::Created().json(CardImportResult { imported }))
 }
 
-async fn admin_card(state: &AppState, iccid: String) -> Result<AdminCard, ApiError> {
-    state
-        .db
-        .run(move |conn| {
-            let now = time::to_db(time::now());
-            let card = store::find_card(conn, &iccid)?
-                .ok_or_else(|| ApiError::not_found(format!("no card {iccid}")))?;
-            let terms = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
-            let codes = store::plan_codes(conn, &terms)?;
-            Ok(AdminCard {
-                partner_id: uuid::Uuid::parse_str(&card.partner_id).unwrap_or_default(),
-                card: super::card_view(&card, &terms, &codes, now),
-            })
+async fn admin_card(db: &Db, iccid: String) -> Result<AdminCard, ApiError> {
+    db.run(move |conn| {
+        let now = time::to_db(time::now());
+        let card = store::find_card(conn, &iccid)?
+            .ok_or_else(|| ApiError::not_found(format!("no card {iccid}")))?;
+        let terms = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
+        let codes = store::plan_codes(conn, &terms)?;
+        Ok(AdminCard {
+            partner_id: stored_uuid(&card.partner_id)?,
+            card: super::card_view(&card, &terms, &codes, now)?,
         })
-        .await
+    })
+    .await
 }
 
 /// Get any card, with its owner.
@@ -169,21 +183,18 @@ async fn admin_card(state: &AppState, iccid: String) -> Result<AdminCard, ApiErr
 #[get("/v1/admin/cards/{iccid}")]
 async fn get_admin_card(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
-    iccid: web::Path<String>,
+    db: web::Data<Db>,
+    iccid: web::Path<Iccid>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
-    Ok(web::Json(admin_card(&state, iccid.into_inner()).await?))
+    Ok(web::Json(
+        admin_card(&db, iccid.into_inner().to_string()).await?,
+    ))
 }
 
-async fn set_suspended(
-    state: &AppState,
-    iccid: String,
-    suspended: bool,
-) -> Result<AdminCard, ApiError> {
+async fn set_suspended(db: &Db, iccid: String, suspended: bool) -> Result<AdminCard, ApiError> {
     let now = time::to_db(time::now());
     let key = iccid.clone();
-    let found = state
-        .db
+    let found = db
         .transaction(move |conn| {
             store::set_suspended(conn, &key, suspended, now).map_err(ApiError::from)
         })
@@ -191,7 +202,7 @@ async fn set_suspended(
     if !found {
         return Err(ApiError::not_found(format!("no card {iccid}")));
     }
-    admin_card(state, iccid).await
+    admin_card(db, iccid).await
 }
 
 /// Suspend a card: it cannot be renewed until resumed.
@@ -205,11 +216,11 @@ async fn set_suspended(
 #[post("/v1/admin/cards/{iccid}/suspend")]
 async fn suspend_card(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
-    iccid: web::Path<String>,
+    db: web::Data<Db>,
+    iccid: web::Path<Iccid>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
     Ok(web::Json(
-        set_suspended(&state, iccid.into_inner(), true).await?,
+        set_suspended(&db, iccid.into_inner().to_string(), true).await?,
     ))
 }
 
@@ -224,11 +235,11 @@ async fn suspend_card(
 #[post("/v1/admin/cards/{iccid}/resume")]
 async fn resume_card(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
-    iccid: web::Path<String>,
+    db: web::Data<Db>,
+    iccid: web::Path<Iccid>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
     Ok(web::Json(
-        set_suspended(&state, iccid.into_inner(), false).await?,
+        set_suspended(&db, iccid.into_inner().to_string(), false).await?,
     ))
 }
 
@@ -248,16 +259,15 @@ async fn resume_card(
 #[post("/v1/admin/cards/{iccid}/move")]
 async fn move_card(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
-    iccid: web::Path<String>,
+    db: web::Data<Db>,
+    iccid: web::Path<Iccid>,
     body: web::Json<CardMove>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
-    let iccid = iccid.into_inner();
+    let iccid = iccid.into_inner().to_string();
     let partner_id = body.partner_id.to_string();
     let now = time::to_db(time::now());
     let key = iccid.clone();
-    let found = state
-        .db
+    let found = db
         .transaction(move |conn| {
             if partner_store::find_partner(conn, &partner_id)?.is_none() {
                 return Err(ApiError::validation(vec![FieldError::new(
@@ -271,7 +281,7 @@ async fn move_card(
     if !found {
         return Err(ApiError::not_found(format!("no card {iccid}")));
     }
-    Ok(web::Json(admin_card(&state, iccid).await?))
+    Ok(web::Json(admin_card(&db, iccid).await?))
 }
 
 /// Grant a term without an order (compensation, trials).
@@ -295,10 +305,17 @@ async fn move_card(
 #[post("/v1/admin/cards/{iccid}/terms")]
 async fn grant_term(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
-    iccid: web::Path<String>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    iccid: web::Path<Iccid>,
     body: web::Json<TermGrant>,
 ) -> Result<HttpResponse, ApiError> {
-    let balance = super::grant_term(&state.db, iccid.into_inner(), body.into_inner()).await?;
+    let balance = super::grant_term(
+        &db,
+        iccid.into_inner().to_string(),
+        body.into_inner(),
+        clock.now_db(),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(balance))
 }

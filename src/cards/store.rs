@@ -12,7 +12,6 @@ use super::terms::{CardStatus, TermRow};
 use super::LoadedCard;
 use crate::db::schema::{cards, plans, terms};
 use crate::db::DbConnection;
-use crate::domain::CardType;
 use crate::pagination::PageRequest;
 
 pub fn insert_card(conn: &mut DbConnection, row: &CardRow) -> QueryResult<()> {
@@ -143,10 +142,7 @@ pub fn list_partner_cards(
         query = query.filter(cards::iccid.gt(after.clone()));
     }
     if let Some(card_type) = filter.card_type {
-        query = query.filter(cards::card_type.eq(match card_type {
-            CardType::Fm => "fm",
-            CardType::Esim => "esim",
-        }));
+        query = query.filter(cards::card_type.eq(card_type));
     }
     let any_term = || terms::table.filter(terms::iccid.eq(cards::iccid));
     let current = || {
@@ -211,4 +207,49 @@ pub fn set_owner(
         .set((cards::partner_id.eq(partner_id), cards::updated_at.eq(now)))
         .execute(conn)
         .map(|n| n > 0)
+}
+
+/// Takes the card's row lock for the rest of the transaction: renewals of one card take
+/// turns, each seeing the terms the previous one made.
+pub fn lock_card(conn: &mut DbConnection, iccid: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(cards::table.find(iccid))
+        .set(cards::updated_at.eq(now))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records the EID an eSIM's profile was installed on.
+pub fn record_eid(conn: &mut DbConnection, iccid: &str, eid: &str) -> QueryResult<()> {
+    diesel::update(cards::table.find(iccid))
+        .set(cards::eid.eq(eid))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Moves a term to `[valid_from, valid_until)`.
+pub fn move_term(
+    conn: &mut DbConnection,
+    term_id: &str,
+    valid_from: NaiveDateTime,
+    valid_until: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(terms::table.find(term_id))
+        .set((
+            terms::valid_from.eq(valid_from),
+            terms::valid_until.eq(valid_until),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Ends a term at `valid_until`.
+pub fn end_term(
+    conn: &mut DbConnection,
+    term_id: &str,
+    valid_until: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(terms::table.find(term_id))
+        .set(terms::valid_until.eq(valid_until))
+        .execute(conn)
+        .map(drop)
 }

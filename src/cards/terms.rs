@@ -26,6 +26,12 @@ pub struct TermRow {
     pub created_at: NaiveDateTime,
 }
 
+/// How long a term of a plan with `validity_days` lasts: that many 24-hour days in UTC,
+/// no calendar arithmetic. The one place this rule lives.
+pub fn term_length(validity_days: i32) -> chrono::TimeDelta {
+    chrono::TimeDelta::hours(24 * i64::from(validity_days))
+}
+
 /// Where a card stands. Only `suspended` is stored; the rest follows from the terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

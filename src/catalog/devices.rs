@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
 use crate::db::schema::devices;
+use crate::db::Db;
 use crate::db::DbConnection;
 use crate::domain::time;
 use crate::error::{ApiError, FieldError, Problem};
@@ -180,7 +180,7 @@ pub fn check(model: &str, added: Option<(String, bool, Option<String>)>) -> Comp
 #[get("/v1/devices/compatibility")]
 async fn compatibility(
     _auth: Authorized<require::CatalogRead>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     query: web::Query<CompatibilityQuery>,
 ) -> Result<web::Json<Compatibility>, ApiError> {
     let model = query.into_inner().model.trim().to_owned();
@@ -191,8 +191,7 @@ async fn compatibility(
             format!("must name a model in 1 to {MAX_MODEL_CHARS} characters"),
         )]));
     }
-    let added = state
-        .db
+    let added = db
         .run(move |conn| lookup_added(conn, &key).map_err(ApiError::from))
         .await?;
     Ok(web::Json(check(&model, added)))
@@ -213,7 +212,7 @@ async fn compatibility(
 #[post("/v1/admin/devices")]
 async fn add_device(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     body: web::Json<NewDevice>,
 ) -> Result<HttpResponse, ApiError> {
     let device = body.into_inner();
@@ -236,22 +235,20 @@ async fn add_device(
         esim_supported: esim,
         note: note.clone(),
     };
-    state
-        .db
-        .transaction(move |conn| {
-            diesel::delete(devices::table.find(&key)).execute(conn)?;
-            diesel::insert_into(devices::table)
-                .values((
-                    devices::model_key.eq(&key),
-                    devices::model.eq(&model),
-                    devices::esim_supported.eq(esim),
-                    devices::note.eq(&note),
-                    devices::created_at.eq(now),
-                ))
-                .execute(conn)
-                .map_err(ApiError::from)
-        })
-        .await?;
+    db.transaction(move |conn| {
+        diesel::delete(devices::table.find(&key)).execute(conn)?;
+        diesel::insert_into(devices::table)
+            .values((
+                devices::model_key.eq(&key),
+                devices::model.eq(&model),
+                devices::esim_supported.eq(esim),
+                devices::note.eq(&note),
+                devices::created_at.eq(now),
+            ))
+            .execute(conn)
+            .map_err(ApiError::from)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(stored))
 }
 

@@ -46,6 +46,12 @@ fn one_plan(conn: &mut DbConnection, row: PlanRow) -> Result<Plan, ApiError> {
         .ok_or_else(|| ApiError::internal("plan vanished while being read"))
 }
 
+/// Whether `plan` can be bought, or granted, for a card of `card_type`: it is on sale
+/// and made for that type. Orders and operator grants both ask here.
+pub fn on_sale_for(plan: &model::PlanRow, card_type: crate::domain::CardType) -> bool {
+    plan.status == model::PlanStatus::Active && plan.fits(card_type)
+}
+
 /// Adds a plan to the catalog. A code already taken is `409 conflict`.
 pub async fn create_plan(db: &Db, input: NewPlan) -> Result<Plan, ApiError> {
     let spec = input.validate("").map_err(ApiError::validation)?;
@@ -155,7 +161,7 @@ fn fixed_terms_differ(row: &PlanRow, spec: &PlanSpec) -> bool {
     use crate::domain::CardType;
     row.fits_fm != spec.card_types.contains(&CardType::Fm)
         || row.fits_esim != spec.card_types.contains(&CardType::Esim)
-        || row.period != spec.period.as_str()
+        || row.period != spec.period
         || row.validity_days != spec.validity_days
         || row.data_bytes != spec.data_bytes
         || row.voice_minutes != spec.voice_minutes

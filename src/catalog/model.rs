@@ -12,15 +12,16 @@ use crate::db::schema::plans;
 use crate::domain::{CardType, Country, Currency};
 use crate::error::{ApiError, FieldError};
 
-/// How long a plan lasts. `month`, `quarter` and `year` are fixed day counts; `custom`
-/// takes `validity_days` from the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    Month,
-    Quarter,
-    Year,
-    Custom,
+crate::db::stored_enum! {
+    /// How long a plan lasts. `month`, `quarter` and `year` are fixed day counts; `custom`
+    /// takes `validity_days` from the plan.
+    #[derive(ToSchema)]
+    pub enum Period {
+        Month = "month",
+        Quarter = "quarter",
+        Year = "year",
+        Custom = "custom",
+    }
 }
 
 impl Period {
@@ -33,38 +34,16 @@ impl Period {
             Period::Custom => None,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Month => "month",
-            Period::Quarter => "quarter",
-            Period::Year => "year",
-            Period::Custom => "custom",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Period::Month, Period::Quarter, Period::Year, Period::Custom]
-            .into_iter()
-            .find(|p| p.as_str() == text)
-    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanStatus {
-    /// In the catalog, can be ordered.
-    Active,
-    /// Out of the catalog; orders and terms that point at it keep working.
-    Retired,
-}
-
-impl PlanStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanStatus::Active => "active",
-            PlanStatus::Retired => "retired",
-        }
+crate::db::stored_enum! {
+    /// Whether a plan can be ordered.
+    #[derive(ToSchema)]
+    pub enum PlanStatus {
+        /// In the catalog, can be ordered.
+        Active = "active",
+        /// Out of the catalog; orders and terms that point at it keep working.
+        Retired = "retired",
     }
 }
 
@@ -126,15 +105,25 @@ pub struct PlanRow {
     pub description: String,
     pub fits_fm: bool,
     pub fits_esim: bool,
-    pub period: String,
+    pub period: Period,
     pub validity_days: i32,
     pub data_bytes: Option<i64>,
     pub voice_minutes: i32,
     pub sms: i32,
     pub region: Option<String>,
-    pub status: String,
+    pub status: PlanStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+impl PlanRow {
+    /// Whether the plan is made for cards of `card_type` (on sale or not).
+    pub fn fits(&self, card_type: CardType) -> bool {
+        match card_type {
+            CardType::Fm => self.fits_fm,
+            CardType::Esim => self.fits_esim,
+        }
+    }
 }
 
 /// A plan to create (`POST /v1/admin/plans`, `simrenew plans import`).
@@ -462,9 +451,9 @@ impl PlanQuery {
             )
         });
         let period = given(&self.period).and_then(|v| {
-            let period = Period::parse(v).ok_or_else(|| {
-                format!("`{v}` is not a period: use month, quarter, year or custom")
-            });
+            let period = v
+                .parse::<Period>()
+                .map_err(|_| format!("`{v}` is not a period: use month, quarter, year or custom"));
             keep(&mut errors, "period", period)
         });
         let currency = given(&self.currency).and_then(|v| {

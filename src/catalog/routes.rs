@@ -6,8 +6,8 @@ use actix_web::{get, patch, post, web, HttpMessage, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::model::{NewPlan, Plan, PlanList, PlanPatch, PlanQuery};
-use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
+use crate::db::Db;
 use crate::error::{ApiError, Problem};
 use crate::pagination::PageQuery;
 
@@ -78,7 +78,8 @@ fn not_modified_response(etag: EntityTag) -> HttpResponse {
 async fn list_plans(
     _auth: Authorized<require::CatalogRead>,
     req: HttpRequest,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    cache: web::Data<super::CatalogCache>,
     query: web::Query<PlanQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.filter().map_err(ApiError::validation)?;
@@ -87,12 +88,12 @@ async fn list_plans(
         cursor: query.cursor.clone(),
     }
     .validate()?;
-    let version = super::catalog_version(&state.db).await?;
+    let version = super::catalog_version(&db).await?;
     let etag = catalog_etag(version);
     if not_modified(&req, &etag) {
         return Ok(not_modified_response(etag));
     }
-    let body = super::plan_page(&state.db, &state.catalog, version, filter, page).await?;
+    let body = super::plan_page(&db, &cache, version, filter, page).await?;
     Ok(cached(etag).content_type("application/json").body(body))
 }
 
@@ -113,15 +114,15 @@ async fn list_plans(
 async fn get_plan(
     _auth: Authorized<require::CatalogRead>,
     req: HttpRequest,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let version = super::catalog_version(&state.db).await?;
+    let version = super::catalog_version(&db).await?;
     let etag = catalog_etag(version);
     if not_modified(&req, &etag) {
         return Ok(not_modified_response(etag));
     }
-    let (read_version, plan) = super::get_plan(&state.db, id.into_inner()).await?;
+    let (read_version, plan) = super::get_plan(&db, id.into_inner()).await?;
     Ok(cached(catalog_etag(read_version)).json(plan))
 }
 
@@ -141,10 +142,10 @@ async fn get_plan(
 #[post("/v1/admin/plans")]
 async fn create_plan(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     body: web::Json<NewPlan>,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = super::create_plan(&state.db, body.into_inner()).await?;
+    let plan = super::create_plan(&db, body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/plans/{}", plan.id)))
         .json(plan))
@@ -170,12 +171,12 @@ async fn create_plan(
 #[patch("/v1/admin/plans/{id}")]
 async fn update_plan(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
     body: web::Json<PlanPatch>,
 ) -> Result<web::Json<Plan>, ApiError> {
     Ok(web::Json(
-        super::update_plan(&state.db, id.into_inner(), body.into_inner()).await?,
+        super::update_plan(&db, id.into_inner(), body.into_inner()).await?,
     ))
 }
 
@@ -193,10 +194,8 @@ async fn update_plan(
 #[post("/v1/admin/plans/{id}/retire")]
 async fn retire_plan(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Plan>, ApiError> {
-    Ok(web::Json(
-        super::retire_plan(&state.db, id.into_inner()).await?,
-    ))
+    Ok(web::Json(super::retire_plan(&db, id.into_inner()).await?))
 }

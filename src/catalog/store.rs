@@ -5,10 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::model::{PatchSpec, Period, Plan, PlanFilter, PlanRow, PlanSpec, PlanStatus, Price};
+use super::model::{PatchSpec, Plan, PlanFilter, PlanRow, PlanSpec, PlanStatus, Price};
 use crate::db::schema::{catalog_version, plan_countries, plan_prices, plans};
+use crate::db::stored_uuid;
 use crate::db::DbConnection;
-use crate::domain::{time, CardType, Country, Currency};
+use crate::domain::{time, CardType, Country, Currency, MinorUnits};
 use crate::pagination::PageRequest;
 
 pub fn catalog_version(conn: &mut DbConnection) -> QueryResult<i64> {
@@ -91,13 +92,13 @@ pub fn insert_plan(
         description: spec.description.clone(),
         fits_fm: spec.card_types.contains(&CardType::Fm),
         fits_esim: spec.card_types.contains(&CardType::Esim),
-        period: spec.period.as_str().to_owned(),
+        period: spec.period,
         validity_days: spec.validity_days,
         data_bytes: spec.data_bytes,
         voice_minutes: spec.voice_minutes,
         sms: spec.sms,
         region: spec.region.clone(),
-        status: PlanStatus::Active.as_str().to_owned(),
+        status: PlanStatus::Active,
         created_at: now,
         updated_at: now,
     };
@@ -155,10 +156,10 @@ pub fn retire_plan(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Que
         let changed = diesel::update(
             plans::table
                 .find(id)
-                .filter(plans::status.eq(PlanStatus::Active.as_str())),
+                .filter(plans::status.eq(PlanStatus::Active)),
         )
         .set((
-            plans::status.eq(PlanStatus::Retired.as_str()),
+            plans::status.eq(PlanStatus::Retired),
             plans::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -176,7 +177,7 @@ pub fn list_active(
     page: &PageRequest,
 ) -> QueryResult<Vec<PlanRow>> {
     let mut query = plans::table
-        .filter(plans::status.eq(PlanStatus::Active.as_str()))
+        .filter(plans::status.eq(PlanStatus::Active))
         .select(PlanRow::as_select())
         .order(plans::id.asc())
         .limit(page.fetch_limit())
@@ -190,7 +191,7 @@ pub fn list_active(
         None => {}
     }
     if let Some(period) = filter.period {
-        query = query.filter(plans::period.eq(period.as_str()));
+        query = query.filter(plans::period.eq(period));
     }
     if let Some(country) = filter.country {
         query = query.filter(
@@ -239,12 +240,14 @@ pub fn with_details(conn: &mut DbConnection, rows: Vec<PlanRow>) -> QueryResult<
         .select((plan_countries::plan_id, plan_countries::country))
         .load::<(String, String)>(conn)?
     {
-        if let Ok(country) = country.parse() {
-            coverage.entry(plan_id).or_default().push(country);
-        }
+        let country = country.parse::<Country>().map_err(|e| {
+            diesel::result::Error::DeserializationError(
+                format!("unreadable stored country: {e}").into(),
+            )
+        })?;
+        coverage.entry(plan_id).or_default().push(country);
     }
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| {
             let mut card_types = Vec::new();
             if row.fits_fm {
@@ -253,30 +256,26 @@ pub fn with_details(conn: &mut DbConnection, rows: Vec<PlanRow>) -> QueryResult<
             if row.fits_esim {
                 card_types.push(CardType::Esim);
             }
-            Plan {
-                id: uuid::Uuid::parse_str(&row.id).unwrap_or_default(),
+            Ok(Plan {
+                id: stored_uuid(&row.id)?,
                 prices: prices.remove(&row.id).unwrap_or_default(),
                 coverage: coverage.remove(&row.id).unwrap_or_default(),
                 code: row.code,
                 name: row.name,
                 description: row.description,
                 card_types,
-                period: Period::parse(&row.period).unwrap_or(Period::Custom),
+                period: row.period,
                 validity_days: row.validity_days,
                 data_bytes: row.data_bytes,
                 voice_minutes: row.voice_minutes,
                 sms: row.sms,
                 region: row.region,
-                status: if row.status == PlanStatus::Retired.as_str() {
-                    PlanStatus::Retired
-                } else {
-                    PlanStatus::Active
-                },
+                status: row.status,
                 created_at: time::from_db(row.created_at),
                 updated_at: time::from_db(row.updated_at),
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The plan's price in `currency`, if it has one.
@@ -284,7 +283,7 @@ pub fn price_of(
     conn: &mut DbConnection,
     plan_id: &str,
     currency: Currency,
-) -> QueryResult<Option<i64>> {
+) -> QueryResult<Option<MinorUnits>> {
     plan_prices::table
         .find((plan_id, currency.code()))
         .select(plan_prices::amount)

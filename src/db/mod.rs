@@ -4,6 +4,7 @@
 
 mod migrations;
 pub mod schema;
+mod stored;
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +16,8 @@ use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 
 pub use migrations::{run_pending_migrations, MigrationError};
+pub(crate) use stored::{stored_enum, text_mapping};
+pub use stored::{stored_uuid, UnknownValue};
 
 /// A connection to either backend. Queries written once with diesel's DSL run on both.
 #[derive(diesel::MultiConnection)]

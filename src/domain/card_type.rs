@@ -9,13 +9,28 @@ use utoipa::ToSchema;
 /// `fm`: a physical SIM renewed over the air, whose renewal extends the current term.
 /// `esim`: a downloadable profile, whose renewal replaces the current term at once.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
 )]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum CardType {
     Fm,
     Esim,
 }
+
+crate::db::text_mapping!(CardType);
 
 impl CardType {
     pub fn as_str(self) -> &'static str {

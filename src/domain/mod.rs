@@ -4,9 +4,13 @@ pub mod card_type;
 pub mod country;
 pub mod identifiers;
 pub mod money;
+pub mod partner_status;
+pub mod payment_method;
 pub mod time;
 
 pub use card_type::CardType;
 pub use country::Country;
 pub use identifiers::{Eid, Iccid, Msisdn};
-pub use money::{Currency, Money};
+pub use money::{Currency, MinorUnits, Money};
+pub use partner_status::PartnerStatus;
+pub use payment_method::{NextAction, PaymentMethod};

@@ -8,14 +8,34 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 
 /// An ISO 4217 currency code such as `CNY`, `USD` or `JPY`. Only real codes can be held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[schema(value_type = String, example = "CNY", pattern = "^[A-Z]{3}$")]
 pub struct Currency(iso_currency::Currency);
+
+crate::db::text_mapping!(Currency);
 
 impl Currency {
     pub fn code(self) -> &'static str {
         // `iso_currency` returns the static code of the enum variant.
         self.0.code()
+    }
+
+    /// The stored form: the code.
+    pub fn as_str(&self) -> &'static str {
+        self.code()
     }
 
     /// Digits after the decimal point of the minor unit (CNY 2, JPY 0, BHD 3).
@@ -61,12 +81,104 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
+/// A count of a currency's minor units (fen, cents): the only way an amount is held,
+/// stored (`BigInt`) and shown (a JSON integer). Arithmetic on it is checked.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[serde(transparent)]
+#[diesel(sql_type = diesel::sql_types::BigInt)]
+pub struct MinorUnits(i64);
+
+impl MinorUnits {
+    pub const ZERO: MinorUnits = MinorUnits(0);
+
+    pub const fn new(units: i64) -> Self {
+        Self(units)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    pub fn checked_add(self, other: MinorUnits) -> Option<MinorUnits> {
+        self.0.checked_add(other.0).map(MinorUnits)
+    }
+
+    pub fn checked_sub(self, other: MinorUnits) -> Option<MinorUnits> {
+        self.0.checked_sub(other.0).map(MinorUnits)
+    }
+
+    pub fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+}
+
+impl fmt::Display for MinorUnits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::BigInt, crate::db::MultiBackend> for MinorUnits {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, crate::db::MultiBackend>,
+    ) -> diesel::serialize::Result {
+        out.set_value((diesel::sql_types::BigInt, &self.0));
+        Ok(diesel::serialize::IsNull::No)
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::BigInt, diesel::pg::Pg> for MinorUnits {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+    ) -> diesel::serialize::Result {
+        <i64 as diesel::serialize::ToSql<diesel::sql_types::BigInt, diesel::pg::Pg>>::to_sql(
+            &self.0, out,
+        )
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::BigInt, diesel::sqlite::Sqlite> for MinorUnits {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+    ) -> diesel::serialize::Result {
+        <i64 as diesel::serialize::ToSql<diesel::sql_types::BigInt, diesel::sqlite::Sqlite>>::to_sql(
+            &self.0, out,
+        )
+    }
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::BigInt, crate::db::MultiBackend>
+    for MinorUnits
+{
+    fn from_sql(bytes: crate::db::MultiRawValue<'_>) -> diesel::deserialize::Result<Self> {
+        <i64 as diesel::deserialize::FromSql<diesel::sql_types::BigInt, crate::db::MultiBackend>>::from_sql(bytes)
+            .map(MinorUnits)
+    }
+}
+
 /// An amount of money in minor units (fen, cents), never a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub struct Money {
     /// Integer amount in the currency's minor unit: `3000` CNY is ¥30.00.
-    #[schema(example = 3000)]
-    pub amount: i64,
+    #[schema(value_type = i64, example = 3000)]
+    pub amount: MinorUnits,
     pub currency: Currency,
 }
 
@@ -79,7 +191,7 @@ pub enum MoneyError {
 }
 
 impl Money {
-    pub fn new(amount: i64, currency: Currency) -> Self {
+    pub fn new(amount: MinorUnits, currency: Currency) -> Self {
         Self { amount, currency }
     }
 
@@ -95,8 +207,9 @@ impl Money {
 
     pub fn checked_neg(self) -> Result<Money, MoneyError> {
         self.amount
+            .get()
             .checked_neg()
-            .map(|amount| Money::new(amount, self.currency))
+            .map(|amount| Money::new(MinorUnits(amount), self.currency))
             .ok_or(MoneyError::Overflow)
     }
 }
@@ -105,8 +218,8 @@ impl fmt::Display for Money {
     /// `CNY 30.00`, `JPY 500`: the minor units placed by the currency's exponent, exactly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let digits = u32::from(self.currency.minor_unit_digits());
-        let sign = if self.amount < 0 { "-" } else { "" };
-        let magnitude = self.amount.unsigned_abs();
+        let sign = if self.amount.get() < 0 { "-" } else { "" };
+        let magnitude = self.amount.get().unsigned_abs();
         if digits == 0 {
             return write!(f, "{} {sign}{magnitude}", self.currency);
         }
@@ -143,7 +256,7 @@ mod tests {
     #[test]
     fn serde_round_trip_rejects_unknown_codes() {
         let money: Money = serde_json::from_str(r#"{"amount": 3000, "currency": "CNY"}"#).unwrap();
-        assert_eq!(money, Money::new(3000, cny()));
+        assert_eq!(money, Money::new(MinorUnits(3000), cny()));
         assert_eq!(
             serde_json::to_string(&money).unwrap(),
             r#"{"amount":3000,"currency":"CNY"}"#
@@ -154,14 +267,14 @@ mod tests {
 
     #[test]
     fn displays_minor_units_by_the_currency_exponent() {
-        assert_eq!(Money::new(3000, cny()).to_string(), "CNY 30.00");
-        assert_eq!(Money::new(-5, cny()).to_string(), "CNY -0.05");
+        assert_eq!(Money::new(MinorUnits(3000), cny()).to_string(), "CNY 30.00");
+        assert_eq!(Money::new(MinorUnits(-5), cny()).to_string(), "CNY -0.05");
         assert_eq!(
-            Money::new(500, "JPY".parse().unwrap()).to_string(),
+            Money::new(MinorUnits(500), "JPY".parse().unwrap()).to_string(),
             "JPY 500"
         );
         assert_eq!(
-            Money::new(1234, "BHD".parse().unwrap()).to_string(),
+            Money::new(MinorUnits(1234), "BHD".parse().unwrap()).to_string(),
             "BHD 1.234"
         );
     }
@@ -170,19 +283,19 @@ mod tests {
     fn arithmetic_refuses_mixed_currencies_and_overflow() {
         let usd: Currency = "USD".parse().unwrap();
         assert_eq!(
-            Money::new(1, cny()).checked_add(Money::new(1, usd)),
+            Money::new(MinorUnits(1), cny()).checked_add(Money::new(MinorUnits(1), usd)),
             Err(MoneyError::CurrencyMismatch(cny(), usd))
         );
         assert_eq!(
-            Money::new(i64::MAX, cny()).checked_add(Money::new(1, cny())),
+            Money::new(MinorUnits(i64::MAX), cny()).checked_add(Money::new(MinorUnits(1), cny())),
             Err(MoneyError::Overflow)
         );
         assert_eq!(
-            Money::new(250, cny()).checked_add(Money::new(-50, cny())),
-            Ok(Money::new(200, cny()))
+            Money::new(MinorUnits(250), cny()).checked_add(Money::new(MinorUnits(-50), cny())),
+            Ok(Money::new(MinorUnits(200), cny()))
         );
         assert_eq!(
-            Money::new(i64::MIN, cny()).checked_neg(),
+            Money::new(MinorUnits(i64::MIN), cny()).checked_neg(),
             Err(MoneyError::Overflow)
         );
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::app::AppState;
+use crate::db::Db;
 use crate::error::{ApiError, Problem};
 
 /// A readiness check that takes longer than this counts as a failure.
@@ -57,11 +57,11 @@ async fn liveness() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-async fn readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match tokio::time::timeout(READINESS_TIMEOUT, state.db.ping()).await {
+async fn readiness(db: web::Data<Db>) -> Result<HttpResponse, ApiError> {
+    match tokio::time::timeout(READINESS_TIMEOUT, db.ping()).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Readiness {
             status: "ready",
-            database: match state.db.backend() {
+            database: match db.backend() {
                 crate::db::Backend::Postgres => "postgres",
                 crate::db::Backend::Sqlite => "sqlite",
             },

@@ -13,14 +13,7 @@ use tracing::Instrument;
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
 
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being served by the current task, if any.
-pub fn current() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+pub use crate::request_scope::current_request_id as current;
 
 /// A caller's id is kept only if it is 1–128 visible ASCII characters, so it cannot
 /// forge log lines or smuggle headers.
@@ -49,8 +42,7 @@ pub async fn middleware(
     let started = Instant::now();
     // Handlers' errors arrive here already turned into responses; an `Err` can only come
     // from actix itself, and is passed on as it is.
-    let mut response = REQUEST_ID
-        .scope(id.clone(), next.call(req))
+    let mut response = crate::request_scope::with_request_id(id.clone(), next.call(req))
         .instrument(span.clone())
         .await?;
     if let Ok(value) = HeaderValue::from_str(&id) {

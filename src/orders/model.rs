@@ -7,65 +7,18 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::state::OrderStatus;
 use crate::db::schema::orders;
-use crate::domain::time;
+use crate::db::stored_uuid;
+use crate::domain::{time, Currency, Iccid, MinorUnits, NextAction, PaymentMethod};
+use crate::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentMethod {
-    /// The partner's prepaid wallet: charged at once, the order is `paid` on creation.
-    Wallet,
-    /// A bank card (credit or debit) through the payment provider.
-    Card,
-    Alipay,
-    WechatPay,
-}
-
-impl PaymentMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentMethod::Wallet => "wallet",
-            PaymentMethod::Card => "card",
-            PaymentMethod::Alipay => "alipay",
-            PaymentMethod::WechatPay => "wechat_pay",
-        }
-    }
-
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "card" => PaymentMethod::Card,
-            "alipay" => PaymentMethod::Alipay,
-            "wechat_pay" => PaymentMethod::WechatPay,
-            _ => PaymentMethod::Wallet,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentStatus {
-    Pending,
-    Succeeded,
-    Failed,
-    Refunded,
-}
-
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::Pending => "pending",
-            PaymentStatus::Succeeded => "succeeded",
-            PaymentStatus::Failed => "failed",
-            PaymentStatus::Refunded => "refunded",
-        }
-    }
-
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "succeeded" => PaymentStatus::Succeeded,
-            "failed" => PaymentStatus::Failed,
-            "refunded" => PaymentStatus::Refunded,
-            _ => PaymentStatus::Pending,
-        }
+crate::db::stored_enum! {
+    /// Where the order's money stands.
+    #[derive(ToSchema)]
+    pub enum PaymentStatus {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Refunded = "refunded",
     }
 }
 
@@ -76,14 +29,14 @@ pub struct OrderRow {
     pub partner_id: String,
     pub iccid: String,
     pub plan_id: String,
-    pub status: String,
-    pub amount: i64,
-    pub currency: String,
-    pub payment_method: String,
-    pub payment_status: String,
+    pub status: OrderStatus,
+    pub amount: MinorUnits,
+    pub currency: Currency,
+    pub payment_method: PaymentMethod,
+    pub payment_status: PaymentStatus,
     pub receipt_number: Option<String>,
     pub client_reference: Option<String>,
-    pub refunded_amount: Option<i64>,
+    pub refunded_amount: Option<MinorUnits>,
     pub refunded_at: Option<NaiveDateTime>,
     pub paid_at: Option<NaiveDateTime>,
     pub closed_at: Option<NaiveDateTime>,
@@ -96,26 +49,10 @@ pub struct OrderRow {
 }
 
 impl OrderRow {
-    pub fn status(&self) -> OrderStatus {
-        OrderStatus::parse(&self.status).unwrap_or(OrderStatus::Failed)
+    /// A provider's payment was taken for this order and is not (yet) given back.
+    pub fn holds_external_payment(&self) -> bool {
+        self.provider.is_some() && self.payment_status == PaymentStatus::Succeeded
     }
-
-    pub fn method(&self) -> PaymentMethod {
-        PaymentMethod::parse(&self.payment_method)
-    }
-}
-
-/// What the client must do to pay an external payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum NextAction {
-    /// Send the payer to `url` (bank card 3-D Secure, Alipay's page).
-    RedirectToUrl { url: String },
-    /// Show `data` as a QR code for the payer to scan (WeChat Pay, Alipay).
-    DisplayQrCode {
-        data: String,
-        image_url: Option<String>,
-    },
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -131,9 +68,10 @@ pub struct Payment {
 /// Money returned to the payer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Refund {
-    pub amount: i64,
+    #[schema(value_type = i64)]
+    pub amount: MinorUnits,
     #[schema(value_type = String, example = "CNY")]
-    pub currency: String,
+    pub currency: Currency,
     pub refunded_at: DateTime<Utc>,
 }
 
@@ -146,10 +84,10 @@ pub struct Order {
     pub plan_id: uuid::Uuid,
     pub status: OrderStatus,
     /// The price when the order was placed, in minor units; later price changes do not alter it.
-    #[schema(example = 3900)]
-    pub amount: i64,
+    #[schema(value_type = i64, example = 3900)]
+    pub amount: MinorUnits,
     #[schema(value_type = String, example = "CNY")]
-    pub currency: String,
+    pub currency: Currency,
     pub payment: Payment,
     /// The receipt (交易凭证) number, once paid: `R-YYYYMMDD-NNNNNN`.
     #[schema(example = "R-20261125-000123")]
@@ -163,21 +101,25 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<&OrderRow> for Order {
-    fn from(row: &OrderRow) -> Self {
-        Self {
-            id: uuid::Uuid::parse_str(&row.id).unwrap_or_default(),
+impl TryFrom<&OrderRow> for Order {
+    type Error = ApiError;
+
+    fn try_from(row: &OrderRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: stored_uuid(&row.id)?,
             iccid: row.iccid.clone(),
-            plan_id: uuid::Uuid::parse_str(&row.plan_id).unwrap_or_default(),
-            status: row.status(),
+            plan_id: stored_uuid(&row.plan_id)?,
+            status: row.status,
             amount: row.amount,
-            currency: row.currency.clone(),
+            currency: row.currency,
             payment: Payment {
-                method: row.method(),
-                status: PaymentStatus::parse(&row.payment_status),
+                method: row.payment_method,
+                status: row.payment_status,
                 provider: row.provider.clone(),
-                next_action: match (row.status(), &row.next_action) {
-                    (OrderStatus::PendingPayment, Some(json)) => serde_json::from_str(json).ok(),
+                next_action: match (row.status, &row.next_action) {
+                    (OrderStatus::PendingPayment, Some(json)) => {
+                        Some(serde_json::from_str(json).map_err(ApiError::internal)?)
+                    }
                     _ => None,
                 },
             },
@@ -186,7 +128,7 @@ impl From<&OrderRow> for Order {
             refund: match (row.refunded_amount, row.refunded_at) {
                 (Some(amount), Some(at)) => Some(Refund {
                     amount,
-                    currency: row.currency.clone(),
+                    currency: row.currency,
                     refunded_at: time::from_db(at),
                 }),
                 _ => None,
@@ -195,7 +137,7 @@ impl From<&OrderRow> for Order {
             closed_at: row.closed_at.map(time::from_db),
             created_at: time::from_db(row.created_at),
             updated_at: time::from_db(row.updated_at),
-        }
+        })
     }
 }
 
@@ -210,6 +152,7 @@ pub struct OrderList {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
+    /// 18–20 digits ending in a Luhn check digit.
     #[schema(example = "89860012345678901238")]
     pub iccid: String,
     pub plan_id: uuid::Uuid,
@@ -236,6 +179,16 @@ pub struct OrderQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+/// A `NewOrder` whose every field parsed: what the checkout works with.
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub iccid: Iccid,
+    pub plan_id: uuid::Uuid,
+    pub currency: Currency,
+    pub payment_method: PaymentMethod,
+    pub client_reference: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

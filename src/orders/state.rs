@@ -8,46 +8,20 @@
 //!   └─30 min unpaid──▶ expired                 completed ──refund──▶ refunded
 //! ```
 
-use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    PendingPayment,
-    Paid,
-    Completed,
-    Failed,
-    Cancelled,
-    Expired,
-    Refunded,
-}
-
-impl OrderStatus {
-    pub const ALL: [OrderStatus; 7] = [
-        OrderStatus::PendingPayment,
-        OrderStatus::Paid,
-        OrderStatus::Completed,
-        OrderStatus::Failed,
-        OrderStatus::Cancelled,
-        OrderStatus::Expired,
-        OrderStatus::Refunded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::PendingPayment => "pending_payment",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Completed => "completed",
-            OrderStatus::Failed => "failed",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Expired => "expired",
-            OrderStatus::Refunded => "refunded",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
+crate::db::stored_enum! {
+    /// Where an order stands: `pending_payment` → `paid` → `completed`, or a side exit:
+    /// `failed`, `cancelled`, `expired` (unpaid after the order TTL), `refunded`.
+    #[derive(ToSchema)]
+    pub enum OrderStatus {
+        PendingPayment = "pending_payment",
+        Paid = "paid",
+        Completed = "completed",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Expired = "expired",
+        Refunded = "refunded",
     }
 }
 
@@ -140,7 +114,7 @@ mod tests {
             None,
             "paid orders do not expire"
         );
-        for state in OrderStatus::ALL {
+        for &state in OrderStatus::ALL {
             for event in EVENTS {
                 if let Some(to) = next(state, event) {
                     assert_ne!(to, state, "{state:?} --{event:?}--> itself");
@@ -169,8 +143,8 @@ mod tests {
 
     #[test]
     fn status_names_round_trip() {
-        for state in OrderStatus::ALL {
-            assert_eq!(OrderStatus::parse(state.as_str()), Some(state));
+        for &state in OrderStatus::ALL {
+            assert_eq!(state.as_str().parse::<OrderStatus>(), Ok(state));
             assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
         }
     }

@@ -3,7 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::model::{OrderFilter, OrderRow};
+use super::model::{OrderFilter, OrderRow, PaymentStatus};
+use super::state::OrderStatus;
 use crate::db::schema::{orders, receipt_counters};
 use crate::db::{is_unique_violation, DbConnection};
 use crate::pagination::PageRequest;
@@ -53,7 +54,7 @@ pub fn list_for_partner(
         query = query.filter(orders::id.lt(before.clone()));
     }
     if let Some(status) = filter.status {
-        query = query.filter(orders::status.eq(status.as_str()));
+        query = query.filter(orders::status.eq(status));
     }
     if let Some(iccid) = &filter.iccid {
         query = query.filter(orders::iccid.eq(iccid.clone()));
@@ -72,7 +73,7 @@ pub fn list_for_partner(
 pub fn update_if_status(
     conn: &mut DbConnection,
     row: &OrderRow,
-    expected: &str,
+    expected: OrderStatus,
 ) -> QueryResult<bool> {
     diesel::update(
         orders::table
@@ -80,8 +81,8 @@ pub fn update_if_status(
             .filter(orders::status.eq(expected)),
     )
     .set((
-        orders::status.eq(&row.status),
-        orders::payment_status.eq(&row.payment_status),
+        orders::status.eq(row.status),
+        orders::payment_status.eq(row.payment_status),
         orders::receipt_number.eq(&row.receipt_number),
         orders::refunded_amount.eq(row.refunded_amount),
         orders::refunded_at.eq(row.refunded_at),
@@ -95,6 +96,60 @@ pub fn update_if_status(
     ))
     .execute(conn)
     .map(|n| n == 1)
+}
+
+/// The order a provider's payment belongs to, by the provider's payment id.
+pub fn find_by_provider_payment(
+    conn: &mut DbConnection,
+    provider: &str,
+    provider_payment_id: &str,
+) -> QueryResult<Option<OrderRow>> {
+    orders::table
+        .filter(orders::provider.eq(provider))
+        .filter(orders::provider_payment_id.eq(provider_payment_id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Ids of up to `limit` orders still unpaid that were created before `cutoff`, oldest first.
+pub fn unpaid_before(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    orders::table
+        .filter(orders::status.eq(OrderStatus::PendingPayment))
+        .filter(orders::created_at.lt(cutoff))
+        .order(orders::created_at)
+        .limit(limit)
+        .select(orders::id)
+        .load(conn)
+}
+
+/// Up to `limit` closed orders whose external payment succeeded and was not given back,
+/// least recently tried first.
+pub fn owing_external_refunds(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<OrderRow>> {
+    orders::table
+        .filter(orders::status.eq_any([
+            OrderStatus::Cancelled,
+            OrderStatus::Expired,
+            OrderStatus::Failed,
+        ]))
+        .filter(orders::payment_status.eq(PaymentStatus::Succeeded))
+        .filter(orders::provider.is_not_null())
+        .order(orders::updated_at.asc())
+        .limit(limit)
+        .select(OrderRow::as_select())
+        .load(conn)
+}
+
+/// Moves an order to the back of the refund queue.
+pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(orders::table.find(id))
+        .set(orders::updated_at.eq(now))
+        .execute(conn)
+        .map(drop)
 }
 
 /// The next receipt number of the UTC day `at`: `R-YYYYMMDD-000001` onwards.

@@ -65,7 +65,7 @@ pub async fn create_partner(db: &Db, input: NewPartner) -> Result<CreatedPartner
         })
         .await?
     };
-    let partner = Partner::from(row);
+    let partner = Partner::try_from(row)?;
     Ok(CreatedPartner {
         partner_id: partner.id,
         name: partner.name,

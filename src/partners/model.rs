@@ -8,39 +8,16 @@ use utoipa::ToSchema;
 
 use crate::auth::scopes::{Scope, ScopeSet};
 use crate::db::schema::{partner_credentials, partners};
-use crate::domain::time;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PartnerStatus {
-    Active,
-    Suspended,
-}
-
-impl PartnerStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PartnerStatus::Active => "active",
-            PartnerStatus::Suspended => "suspended",
-        }
-    }
-
-    pub fn from_db(text: &str) -> Self {
-        // The column's CHECK constraint admits only these two values.
-        if text == "suspended" {
-            PartnerStatus::Suspended
-        } else {
-            PartnerStatus::Active
-        }
-    }
-}
+use crate::db::stored_uuid;
+use crate::domain::{time, PartnerStatus};
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = partners)]
 pub struct PartnerRow {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: PartnerStatus,
     pub scopes: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -69,16 +46,22 @@ pub struct Partner {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<PartnerRow> for Partner {
-    fn from(row: PartnerRow) -> Self {
-        Self {
-            id: uuid::Uuid::parse_str(&row.id).unwrap_or_default(),
+impl TryFrom<PartnerRow> for Partner {
+    type Error = ApiError;
+
+    fn try_from(row: PartnerRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: stored_uuid(&row.id)?,
+            scopes: row
+                .scopes
+                .parse::<ScopeSet>()
+                .map_err(|e| ApiError::internal(format!("unreadable stored scopes: {e}")))?
+                .to_vec(),
             name: row.name,
-            status: PartnerStatus::from_db(&row.status),
-            scopes: row.scopes.parse::<ScopeSet>().unwrap_or_default().to_vec(),
+            status: row.status,
             created_at: time::from_db(row.created_at),
             updated_at: time::from_db(row.updated_at),
-        }
+        })
     }
 }
 

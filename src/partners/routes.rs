@@ -6,12 +6,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::model::{
     CreatedPartner, CredentialList, IssuedCredential, NewPartner, Partner, PartnerList,
-    PartnerStatus,
 };
 use super::store;
-use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
+use crate::auth::Authenticator;
+use crate::db::Db;
 use crate::domain::time;
+use crate::domain::PartnerStatus;
 use crate::error::{ApiError, Problem};
 use crate::pagination::PageQuery;
 
@@ -47,10 +48,10 @@ fn no_partner(id: uuid::Uuid) -> ApiError {
 #[post("/v1/admin/partners")]
 async fn create_partner(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     body: web::Json<NewPartner>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = super::create_partner(&state.db, body.into_inner()).await?;
+    let created = super::create_partner(&db, body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -74,20 +75,21 @@ async fn create_partner(
 #[get("/v1/admin/partners")]
 async fn list_partners(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<PartnerList>, ApiError> {
     let page = query.validate()?;
     let rows = {
         let page = page.clone();
-        state
-            .db
-            .run(move |conn| store::list_partners(conn, &page).map_err(ApiError::from))
+        db.run(move |conn| store::list_partners(conn, &page).map_err(ApiError::from))
             .await?
     };
     let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
     Ok(web::Json(PartnerList {
-        data: rows.into_iter().map(Partner::from).collect(),
+        data: rows
+            .into_iter()
+            .map(Partner::try_from)
+            .collect::<Result<_, _>>()?,
         next_cursor,
     }))
 }
@@ -106,33 +108,32 @@ async fn list_partners(
 #[get("/v1/admin/partners/{id}")]
 async fn get_partner(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Partner>, ApiError> {
     let id = id.into_inner();
-    let row = state
-        .db
+    let row = db
         .run(move |conn| store::find_partner(conn, &id.to_string()).map_err(ApiError::from))
         .await?
         .ok_or_else(|| no_partner(id))?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(Partner::try_from(row)?))
 }
 
 async fn set_status(
-    state: &AppState,
+    db: &Db,
+    authenticator: &Authenticator,
     id: uuid::Uuid,
     status: PartnerStatus,
 ) -> Result<Partner, ApiError> {
     let now = time::to_db(time::now());
-    let row = state
-        .db
+    let row = db
         .transaction(move |conn| {
             store::set_partner_status(conn, &id.to_string(), status, now).map_err(ApiError::from)
         })
         .await?
         .ok_or_else(|| no_partner(id))?;
-    state.auth.forget_credentials();
-    Ok(row.into())
+    authenticator.forget_credentials();
+    Partner::try_from(row)
 }
 
 /// Suspend a partner: its tokens stop working within the credential-check interval.
@@ -149,11 +150,18 @@ async fn set_status(
 #[post("/v1/admin/partners/{id}/suspend")]
 async fn suspend_partner(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    authenticator: web::Data<Authenticator>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Partner>, ApiError> {
     Ok(web::Json(
-        set_status(&state, id.into_inner(), PartnerStatus::Suspended).await?,
+        set_status(
+            &db,
+            &authenticator,
+            id.into_inner(),
+            PartnerStatus::Suspended,
+        )
+        .await?,
     ))
 }
 
@@ -171,11 +179,12 @@ async fn suspend_partner(
 #[post("/v1/admin/partners/{id}/resume")]
 async fn resume_partner(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    authenticator: web::Data<Authenticator>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Partner>, ApiError> {
     Ok(web::Json(
-        set_status(&state, id.into_inner(), PartnerStatus::Active).await?,
+        set_status(&db, &authenticator, id.into_inner(), PartnerStatus::Active).await?,
     ))
 }
 
@@ -193,12 +202,11 @@ async fn resume_partner(
 #[get("/v1/admin/partners/{id}/credentials")]
 async fn list_credentials(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<CredentialList>, ApiError> {
     let id = id.into_inner();
-    let rows = state
-        .db
+    let rows = db
         .run(move |conn| {
             let key = id.to_string();
             match store::find_partner(conn, &key)? {
@@ -228,10 +236,10 @@ async fn list_credentials(
 #[post("/v1/admin/partners/{id}/credentials")]
 async fn create_credential(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let issued = super::issue_credential(&state.db, id.into_inner()).await?;
+    let issued = super::issue_credential(&db, id.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
         .json(issued))
@@ -254,26 +262,24 @@ async fn create_credential(
 #[delete("/v1/admin/partners/{id}/credentials/{client_id}")]
 async fn revoke_credential(
     _auth: Authorized<require::Admin>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    authenticator: web::Data<Authenticator>,
     path: web::Path<(uuid::Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, client_id) = path.into_inner();
     let now = time::to_db(time::now());
     let found = {
         let client_id = client_id.clone();
-        state
-            .db
-            .transaction(move |conn| {
-                store::revoke_credential(conn, &id.to_string(), &client_id, now)
-                    .map_err(ApiError::from)
-            })
-            .await?
+        db.transaction(move |conn| {
+            store::revoke_credential(conn, &id.to_string(), &client_id, now).map_err(ApiError::from)
+        })
+        .await?
     };
     if !found {
         return Err(ApiError::not_found(format!(
             "partner {id} has no credential {client_id}"
         )));
     }
-    state.auth.forget_credentials();
+    authenticator.forget_credentials();
     Ok(HttpResponse::NoContent().finish())
 }

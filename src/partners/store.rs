@@ -4,10 +4,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::model::{CredentialRow, PartnerRow, PartnerStatus};
+use super::model::{CredentialRow, PartnerRow};
 use crate::auth::scopes::ScopeSet;
 use crate::db::schema::{partner_credentials, partners};
 use crate::db::DbConnection;
+use crate::domain::PartnerStatus;
 use crate::pagination::PageRequest;
 
 pub fn insert_partner(
@@ -21,7 +22,7 @@ pub fn insert_partner(
         .values((
             partners::id.eq(id),
             partners::name.eq(name),
-            partners::status.eq(PartnerStatus::Active.as_str()),
+            partners::status.eq(PartnerStatus::Active),
             partners::scopes.eq(scopes.to_string()),
             partners::created_at.eq(now),
             partners::updated_at.eq(now),
@@ -76,10 +77,7 @@ pub fn set_partner_status(
     now: NaiveDateTime,
 ) -> QueryResult<Option<PartnerRow>> {
     let updated = diesel::update(partners::table.find(id))
-        .set((
-            partners::status.eq(status.as_str()),
-            partners::updated_at.eq(now),
-        ))
+        .set((partners::status.eq(status), partners::updated_at.eq(now)))
         .execute(conn)?;
     if updated == 0 {
         return Ok(None);
@@ -119,48 +117,4 @@ pub fn revoke_credential(
             .execute(conn)?;
     }
     Ok(exists)
-}
-
-/// What the token endpoint needs to know about a client id.
-#[derive(Debug, Clone)]
-pub struct ClientRecord {
-    pub partner_id: String,
-    pub secret_hash: String,
-    /// The credential is not revoked and its partner is active.
-    pub usable: bool,
-    pub partner_scopes: ScopeSet,
-}
-
-pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<ClientRecord>> {
-    let row = partner_credentials::table
-        .inner_join(partners::table)
-        .filter(partner_credentials::client_id.eq(client_id))
-        .select((
-            partner_credentials::partner_id,
-            partner_credentials::secret_hash,
-            partner_credentials::revoked_at,
-            partners::status,
-            partners::scopes,
-        ))
-        .first::<(String, String, Option<NaiveDateTime>, String, String)>(conn)
-        .optional()?;
-    Ok(row.map(
-        |(partner_id, secret_hash, revoked_at, status, scopes)| ClientRecord {
-            partner_id,
-            secret_hash,
-            usable: revoked_at.is_none()
-                && PartnerStatus::from_db(&status) == PartnerStatus::Active,
-            partner_scopes: scopes.parse().unwrap_or_default(),
-        },
-    ))
-}
-
-/// Whether tokens issued to `client_id` for `partner_id` may still be used.
-pub fn credential_usable(
-    conn: &mut DbConnection,
-    client_id: &str,
-    partner_id: &str,
-) -> QueryResult<bool> {
-    Ok(find_client(conn, client_id)?
-        .is_some_and(|client| client.usable && client.partner_id == partner_id))
 }

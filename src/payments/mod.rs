@@ -3,14 +3,30 @@
 //! order. The provider call is made outside any database transaction, after the order
 //! exists, so money is never taken without an order.
 
-pub mod routes;
+pub mod events;
 pub mod sandbox;
-pub mod settle;
 pub mod stripe;
 
 use std::collections::HashMap;
 
-use crate::orders::model::{NextAction, OrderRow, PaymentMethod};
+use crate::domain::{Currency, MinorUnits, NextAction, PaymentMethod};
+
+/// What a provider is asked to collect: one order's price, by one method.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentRequest<'a> {
+    pub order_id: &'a str,
+    pub iccid: &'a str,
+    pub method: PaymentMethod,
+    pub amount: MinorUnits,
+    pub currency: Currency,
+}
+
+/// What a provider is asked to give back: the whole payment of one order.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundRequest<'a> {
+    pub order_id: &'a str,
+    pub provider_payment_id: Option<&'a str>,
+}
 
 /// A payment the provider created, and what the payer must do next.
 #[derive(Debug, Clone)]
@@ -67,14 +83,17 @@ impl Provider {
         }
     }
 
-    pub async fn create_payment(&self, order: &OrderRow) -> Result<CreatedPayment, ProviderError> {
+    pub async fn create_payment(
+        &self,
+        order: &PaymentRequest<'_>,
+    ) -> Result<CreatedPayment, ProviderError> {
         match self {
             Provider::Stripe(stripe) => stripe.create_payment(order).await,
             Provider::Sandbox(sandbox) => Ok(sandbox.create_payment(order)),
         }
     }
 
-    pub async fn refund(&self, order: &OrderRow) -> Result<String, ProviderError> {
+    pub async fn refund(&self, order: &RefundRequest<'_>) -> Result<String, ProviderError> {
         match self {
             Provider::Stripe(stripe) => stripe.refund(order).await,
             Provider::Sandbox(sandbox) => Ok(sandbox.refund(order)),

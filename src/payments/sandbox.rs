@@ -1,16 +1,16 @@
 //! The sandbox provider, for development and `--demo`: the same flow as a real provider,
 //! completed by `POST /v1/sandbox/payments/{order_id}/succeed` or `/fail`.
 
-use super::CreatedPayment;
-use crate::orders::model::{NextAction, OrderRow, PaymentMethod};
+use super::{CreatedPayment, PaymentRequest, RefundRequest};
+use crate::domain::{NextAction, PaymentMethod};
 
 #[derive(Debug, Default)]
 pub struct Sandbox;
 
 impl Sandbox {
-    pub fn create_payment(&self, order: &OrderRow) -> CreatedPayment {
-        let id = format!("sbx_pay_{}", order.id.replace('-', ""));
-        let next_action = match order.method() {
+    pub fn create_payment(&self, order: &PaymentRequest<'_>) -> CreatedPayment {
+        let id = format!("sbx_pay_{}", order.order_id.replace('-', ""));
+        let next_action = match order.method {
             PaymentMethod::Card => NextAction::RedirectToUrl {
                 url: format!("https://sandbox.simrenew.test/pay/{id}"),
             },
@@ -25,7 +25,7 @@ impl Sandbox {
         }
     }
 
-    pub fn refund(&self, order: &OrderRow) -> String {
-        format!("sbx_refund_{}", order.id.replace('-', ""))
+    pub fn refund(&self, order: &RefundRequest<'_>) -> String {
+        format!("sbx_refund_{}", order.order_id.replace('-', ""))
     }
 }

@@ -2,38 +2,20 @@
 //! refunds, and Stripe's webhook signatures. Every call carries an idempotency key
 //! derived from the order, so a retried call never makes a second payment or refund.
 
-use std::time::Duration;
-
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::{CreatedPayment, EventKind, PaymentEvent, ProviderError, WebhookError};
-use crate::orders::model::{NextAction, OrderRow, PaymentMethod};
+use super::{
+    CreatedPayment, EventKind, PaymentEvent, PaymentRequest, ProviderError, RefundRequest,
+    WebhookError,
+};
+pub use crate::config::StripeConfig;
+use crate::domain::{NextAction, PaymentMethod};
 
 /// Signatures older (or newer) than this are refused: a replayed delivery fails.
 pub const SIGNATURE_TOLERANCE_S: i64 = 300;
-
-#[derive(Clone)]
-pub struct StripeConfig {
-    /// `https://api.stripe.com` in production; a local fake in tests.
-    pub api_base: String,
-    pub secret_key: String,
-    pub webhook_secret: String,
-    /// Where the payer returns after a redirect.
-    pub return_url: String,
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for StripeConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StripeConfig")
-            .field("api_base", &self.api_base)
-            .field("return_url", &self.return_url)
-            .finish_non_exhaustive()
-    }
-}
 
 pub struct Stripe {
     config: StripeConfig,
@@ -122,11 +104,14 @@ impl Stripe {
             .map_err(|e| ProviderError::Unavailable(format!("unreadable Stripe answer: {e}")))
     }
 
-    pub async fn create_payment(&self, order: &OrderRow) -> Result<CreatedPayment, ProviderError> {
-        let currency = order.currency.to_ascii_lowercase();
-        let key = format!("simrenew-order-{}-create", order.id);
+    pub async fn create_payment(
+        &self,
+        order: &PaymentRequest<'_>,
+    ) -> Result<CreatedPayment, ProviderError> {
+        let currency = order.currency.code().to_ascii_lowercase();
+        let key = format!("simrenew-order-{}-create", order.order_id);
         let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        match order.method() {
+        match order.method {
             PaymentMethod::Card => {
                 let form = vec![
                     pair("mode", "payment"),
@@ -141,9 +126,9 @@ impl Stripe {
                         "line_items[0][price_data][product_data][name]",
                         &format!("SIM renewal {}", order.iccid),
                     ),
-                    pair("client_reference_id", &order.id),
-                    pair("metadata[order_id]", &order.id),
-                    pair("payment_intent_data[metadata][order_id]", &order.id),
+                    pair("client_reference_id", order.order_id),
+                    pair("metadata[order_id]", order.order_id),
+                    pair("payment_intent_data[metadata][order_id]", order.order_id),
                     pair("success_url", &self.config.return_url),
                     pair("cancel_url", &self.config.return_url),
                 ];
@@ -165,7 +150,7 @@ impl Stripe {
                     pair("payment_method_data[type]", kind),
                     pair("confirm", "true"),
                     pair("return_url", &self.config.return_url),
-                    pair("metadata[order_id]", &order.id),
+                    pair("metadata[order_id]", order.order_id),
                 ];
                 if method == PaymentMethod::WechatPay {
                     form.push(pair("payment_method_options[wechat_pay][client]", "web"));
@@ -201,22 +186,21 @@ impl Stripe {
     }
 
     /// Refunds the whole payment of `order` (its PaymentIntent).
-    pub async fn refund(&self, order: &OrderRow) -> Result<String, ProviderError> {
+    pub async fn refund(&self, order: &RefundRequest<'_>) -> Result<String, ProviderError> {
         let intent = order
             .provider_payment_id
-            .as_deref()
             .filter(|id| id.starts_with("pi_"))
             .ok_or_else(|| {
                 ProviderError::Rejected("no PaymentIntent recorded for this order".into())
             })?;
         let form = vec![
             ("payment_intent".to_owned(), intent.to_owned()),
-            ("metadata[order_id]".to_owned(), order.id.clone()),
+            ("metadata[order_id]".to_owned(), order.order_id.to_owned()),
         ];
         let refund = self
             .post(
                 "/v1/refunds",
-                &format!("simrenew-order-{}-refund", order.id),
+                &format!("simrenew-order-{}-refund", order.order_id),
                 &form,
             )
             .await?;

@@ -166,10 +166,13 @@ fn apply(
 
 /// Applies a batch record by record. Records are taken in id order so that concurrent
 /// batches lock rows in the same order.
-pub async fn apply_batch(db: &Db, batch: UsageBatch) -> Result<UsageOutcome, ApiError> {
+pub async fn apply_batch(
+    db: &Db,
+    batch: UsageBatch,
+    received_at: NaiveDateTime,
+) -> Result<UsageOutcome, ApiError> {
     let mut records = batch.records;
     records.sort_by(|a, b| a.id.cmp(&b.id));
-    let received_at = time::to_db(time::now());
     let mut outcome = UsageOutcome::default();
     for record in records {
         if let Err(reason) = check(&record) {

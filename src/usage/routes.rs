@@ -4,8 +4,9 @@ use actix_web::{post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{UsageBatch, UsageOutcome, MAX_BATCH};
-use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
+use crate::clock::Clock;
+use crate::db::Db;
 use crate::error::{ApiError, FieldError, Problem};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -33,7 +34,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[post("/v1/network/usage")]
 async fn report_usage(
     _auth: Authorized<require::Network>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
     body: web::Json<UsageBatch>,
 ) -> Result<web::Json<UsageOutcome>, ApiError> {
     let batch = body.into_inner();
@@ -43,5 +45,7 @@ async fn report_usage(
             format!("send 1 to {MAX_BATCH} records"),
         )]));
     }
-    Ok(web::Json(super::apply_batch(&state.db, batch).await?))
+    Ok(web::Json(
+        super::apply_batch(&db, batch, clock.now_db()).await?,
+    ))
 }

@@ -11,44 +11,27 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::schema::{ledger_entries, wallet_balances};
+use crate::db::stored_uuid;
 use crate::db::{is_unique_violation, DbConnection};
-use crate::domain::{time, Currency};
+use crate::domain::{time, Currency, MinorUnits, Money};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::pagination::PageRequest;
 
 /// Largest single credit, in minor units: a typo guard, not a business limit.
-pub const MAX_CREDIT: i64 = 1_000_000_000_000;
+pub const MAX_CREDIT: MinorUnits = MinorUnits::new(1_000_000_000_000);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    /// Money added by an operator.
-    Credit,
-    /// Money taken for an order.
-    Debit,
-    /// Money returned for a cancelled or failed order.
-    Refund,
-    /// An operator correction.
-    Adjustment,
-}
-
-impl EntryKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Credit => "credit",
-            EntryKind::Debit => "debit",
-            EntryKind::Refund => "refund",
-            EntryKind::Adjustment => "adjustment",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        match text {
-            "debit" => EntryKind::Debit,
-            "refund" => EntryKind::Refund,
-            "adjustment" => EntryKind::Adjustment,
-            _ => EntryKind::Credit,
-        }
+crate::db::stored_enum! {
+    /// Why a wallet's balance moved.
+    #[derive(ToSchema)]
+    pub enum EntryKind {
+        /// Money added by an operator.
+        Credit = "credit",
+        /// Money taken for an order.
+        Debit = "debit",
+        /// Money returned for a cancelled or failed order.
+        Refund = "refund",
+        /// An operator correction.
+        Adjustment = "adjustment",
     }
 }
 
@@ -57,10 +40,10 @@ impl EntryKind {
 pub struct EntryRow {
     pub id: String,
     pub partner_id: String,
-    pub currency: String,
-    pub kind: String,
-    pub amount: i64,
-    pub balance_after: i64,
+    pub currency: Currency,
+    pub kind: EntryKind,
+    pub amount: MinorUnits,
+    pub balance_after: MinorUnits,
     pub order_id: Option<String>,
     pub reference: Option<String>,
     pub created_at: NaiveDateTime,
@@ -72,36 +55,41 @@ pub struct LedgerEntry {
     pub id: uuid::Uuid,
     pub kind: EntryKind,
     #[schema(value_type = String, example = "CNY")]
-    pub currency: String,
+    pub currency: Currency,
     /// Signed minor units: credits and refunds positive, debits negative.
-    pub amount: i64,
-    pub balance_after: i64,
+    #[schema(value_type = i64)]
+    pub amount: MinorUnits,
+    #[schema(value_type = i64)]
+    pub balance_after: MinorUnits,
     pub order_id: Option<uuid::Uuid>,
     pub reference: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
-impl From<EntryRow> for LedgerEntry {
-    fn from(row: EntryRow) -> Self {
-        Self {
-            id: uuid::Uuid::parse_str(&row.id).unwrap_or_default(),
-            kind: EntryKind::parse(&row.kind),
+impl TryFrom<EntryRow> for LedgerEntry {
+    type Error = ApiError;
+
+    fn try_from(row: EntryRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: stored_uuid(&row.id)?,
+            kind: row.kind,
             currency: row.currency,
             amount: row.amount,
             balance_after: row.balance_after,
-            order_id: row.order_id.and_then(|id| uuid::Uuid::parse_str(&id).ok()),
+            order_id: row.order_id.as_deref().map(stored_uuid).transpose()?,
             reference: row.reference,
             created_at: time::from_db(row.created_at),
-        }
+        })
     }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WalletBalance {
     #[schema(value_type = String, example = "CNY")]
-    pub currency: String,
+    pub currency: Currency,
     /// Minor units available to spend.
-    pub available: i64,
+    #[schema(value_type = i64)]
+    pub available: MinorUnits,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -129,6 +117,13 @@ pub struct NewCredit {
     pub reference: Option<String>,
 }
 
+/// A credit whose every field parsed.
+#[derive(Debug, Clone)]
+pub struct ValidCredit {
+    pub money: Money,
+    pub reference: Option<String>,
+}
+
 impl NewCredit {
     pub fn validate(&self) -> Result<ValidCredit, ApiError> {
         let mut errors = Vec::new();
@@ -137,7 +132,7 @@ impl NewCredit {
             .parse::<Currency>()
             .map_err(|e| errors.push(FieldError::new("currency", e.to_string())))
             .ok();
-        if !(1..=MAX_CREDIT).contains(&self.amount) {
+        if !(1..=MAX_CREDIT.get()).contains(&self.amount) {
             errors.push(FieldError::new(
                 "amount",
                 format!("must be 1 to {MAX_CREDIT} minor units"),
@@ -155,9 +150,10 @@ impl NewCredit {
             ));
         }
         match currency {
-            Some(currency) if errors.is_empty() => {
-                Ok((currency, self.amount, reference.map(str::to_owned)))
-            }
+            Some(currency) if errors.is_empty() => Ok(ValidCredit {
+                money: Money::new(MinorUnits::new(self.amount), currency),
+                reference: reference.map(str::to_owned),
+            }),
             _ => Err(ApiError::validation(errors)),
         }
     }
@@ -168,15 +164,13 @@ pub async fn credit(
     db: &crate::db::Db,
     partner_id: uuid::Uuid,
     credit: NewCredit,
+    now: NaiveDateTime,
 ) -> Result<LedgerEntry, ApiError> {
     let valid = credit.validate()?;
     let partner_id = partner_id.to_string();
-    db.transaction(move |conn| credit_in(conn, &partner_id, &valid))
+    db.transaction(move |conn| credit_in(conn, &partner_id, &valid, now))
         .await
 }
-
-/// A validated credit: currency, amount in minor units, reference.
-pub type ValidCredit = (Currency, i64, Option<String>);
 
 /// Credits an existing partner's wallet inside the caller's transaction (`404` if there
 /// is no such partner).
@@ -184,26 +178,30 @@ pub fn credit_in(
     conn: &mut DbConnection,
     partner_id: &str,
     credit: &ValidCredit,
+    now: NaiveDateTime,
 ) -> Result<LedgerEntry, ApiError> {
     if crate::partners::store::find_partner(conn, partner_id)?.is_none() {
         return Err(ApiError::not_found(format!("no partner {partner_id}")));
     }
-    let (currency, amount, reference) = credit;
     let entry = add(
         conn,
         Movement {
             partner_id,
-            currency: *currency,
+            money: credit.money,
             kind: EntryKind::Credit,
-            amount: *amount,
             order_id: None,
-            reference: reference.as_deref(),
+            reference: credit.reference.as_deref(),
         },
+        now,
     )?;
-    Ok(LedgerEntry::from(entry))
+    LedgerEntry::try_from(entry)
 }
 
-fn available(conn: &mut DbConnection, partner_id: &str, currency: &str) -> QueryResult<i64> {
+fn available(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    currency: Currency,
+) -> QueryResult<MinorUnits> {
     wallet_balances::table
         .find((partner_id, currency))
         .select(wallet_balances::available)
@@ -215,7 +213,7 @@ fn available(conn: &mut DbConnection, partner_id: &str, currency: &str) -> Query
 fn ensure_wallet(
     conn: &mut DbConnection,
     partner_id: &str,
-    currency: &str,
+    currency: Currency,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     let exists = wallet_balances::table
@@ -231,7 +229,7 @@ fn ensure_wallet(
             .values((
                 wallet_balances::partner_id.eq(partner_id),
                 wallet_balances::currency.eq(currency),
-                wallet_balances::available.eq(0_i64),
+                wallet_balances::available.eq(MinorUnits::ZERO),
                 wallet_balances::updated_at.eq(now),
             ))
             .execute(conn)
@@ -242,30 +240,31 @@ fn ensure_wallet(
     }
 }
 
-/// One change to a wallet, as its ledger entry will record it.
+/// One addition to a wallet, as its ledger entry will record it.
 #[derive(Debug, Clone, Copy)]
 pub struct Movement<'a> {
     pub partner_id: &'a str,
-    pub currency: Currency,
+    /// Positive: what is added.
+    pub money: Money,
     pub kind: EntryKind,
-    /// Signed minor units.
-    pub amount: i64,
     pub order_id: Option<&'a str>,
     pub reference: Option<&'a str>,
 }
 
+/// Writes the ledger entry of a change already applied to the balance.
 fn append(
     conn: &mut DbConnection,
     movement: &Movement,
+    signed_amount: MinorUnits,
     now: NaiveDateTime,
 ) -> QueryResult<EntryRow> {
-    let currency = movement.currency.code();
+    let currency = movement.money.currency;
     let row = EntryRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: movement.partner_id.to_owned(),
-        currency: currency.to_owned(),
-        kind: movement.kind.as_str().to_owned(),
-        amount: movement.amount,
+        currency,
+        kind: movement.kind,
+        amount: signed_amount,
         balance_after: available(conn, movement.partner_id, currency)?,
         order_id: movement.order_id.map(str::to_owned),
         reference: movement.reference.map(str::to_owned),
@@ -278,20 +277,30 @@ fn append(
 }
 
 /// Adds money (a credit, refund or positive adjustment). Call inside a transaction.
-pub fn add(conn: &mut DbConnection, movement: Movement) -> Result<EntryRow, ApiError> {
-    if movement.amount <= 0 {
+pub fn add(
+    conn: &mut DbConnection,
+    movement: Movement,
+    now: NaiveDateTime,
+) -> Result<EntryRow, ApiError> {
+    if !movement.money.amount.is_positive() {
         return Err(ApiError::internal("a wallet addition must be positive"));
     }
-    let now = time::to_db(time::now());
-    let currency = movement.currency.code();
+    let currency = movement.money.currency;
     ensure_wallet(conn, movement.partner_id, currency, now)?;
+    let balance = available(conn, movement.partner_id, currency)?;
+    if balance.checked_add(movement.money.amount).is_none() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "amount",
+            "the wallet's balance would exceed the largest amount it can hold",
+        )]));
+    }
     diesel::update(wallet_balances::table.find((movement.partner_id, currency)))
         .set((
-            wallet_balances::available.eq(wallet_balances::available + movement.amount),
+            wallet_balances::available.eq(wallet_balances::available + movement.money.amount),
             wallet_balances::updated_at.eq(now),
         ))
         .execute(conn)?;
-    Ok(append(conn, &movement, now)?)
+    Ok(append(conn, &movement, movement.money.amount, now)?)
 }
 
 /// Takes money for an order, or refuses with `402 insufficient_funds` having changed
@@ -299,14 +308,14 @@ pub fn add(conn: &mut DbConnection, movement: Movement) -> Result<EntryRow, ApiE
 pub fn debit(
     conn: &mut DbConnection,
     partner_id: &str,
-    currency: Currency,
-    amount: i64,
+    price: Money,
     order_id: &str,
+    now: NaiveDateTime,
 ) -> Result<EntryRow, ApiError> {
-    let now = time::to_db(time::now());
+    let Money { amount, currency } = price;
     let taken = diesel::update(
         wallet_balances::table
-            .find((partner_id, currency.code()))
+            .find((partner_id, currency))
             .filter(wallet_balances::available.ge(amount)),
     )
     .set((
@@ -324,13 +333,15 @@ pub fn debit(
     }
     let movement = Movement {
         partner_id,
-        currency,
+        money: price,
         kind: EntryKind::Debit,
-        amount: -amount,
         order_id: Some(order_id),
         reference: None,
     };
-    Ok(append(conn, &movement, now)?)
+    let negated = MinorUnits::ZERO
+        .checked_sub(amount)
+        .ok_or_else(|| ApiError::internal("debit amount out of range"))?;
+    Ok(append(conn, &movement, negated, now)?)
 }
 
 pub fn balances(conn: &mut DbConnection, partner_id: &str) -> QueryResult<Vec<WalletBalance>> {
@@ -338,7 +349,7 @@ pub fn balances(conn: &mut DbConnection, partner_id: &str) -> QueryResult<Vec<Wa
         .filter(wallet_balances::partner_id.eq(partner_id))
         .order(wallet_balances::currency)
         .select((wallet_balances::currency, wallet_balances::available))
-        .load::<(String, i64)>(conn)?
+        .load::<(Currency, MinorUnits)>(conn)?
         .into_iter()
         .map(|(currency, available)| WalletBalance {
             currency,

@@ -6,8 +6,9 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{LedgerEntry, LedgerPage, NewCredit, Wallet};
-use crate::app::AppState;
 use crate::auth::principal::{require, Authorized};
+use crate::clock::Clock;
+use crate::db::Db;
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{self, Reply};
 use crate::pagination::PageQuery;
@@ -28,11 +29,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[get("/v1/wallet")]
 async fn get_wallet(
     auth: Authorized<require::WalletRead>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
 ) -> Result<web::Json<Wallet>, ApiError> {
     let partner_id = auth.principal.partner_id;
-    let balances = state
-        .db
+    let balances = db
         .run(move |conn| super::balances(conn, &partner_id).map_err(ApiError::from))
         .await?;
     Ok(web::Json(Wallet { balances }))
@@ -52,21 +52,22 @@ async fn get_wallet(
 #[get("/v1/wallet/transactions")]
 async fn list_transactions(
     auth: Authorized<require::WalletRead>,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<LedgerPage>, ApiError> {
     let page = query.validate()?;
     let partner_id = auth.principal.partner_id;
     let rows = {
         let page = page.clone();
-        state
-            .db
-            .run(move |conn| super::entries(conn, &partner_id, &page).map_err(ApiError::from))
+        db.run(move |conn| super::entries(conn, &partner_id, &page).map_err(ApiError::from))
             .await?
     };
     let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
     Ok(web::Json(LedgerPage {
-        data: rows.into_iter().map(LedgerEntry::from).collect(),
+        data: rows
+            .into_iter()
+            .map(LedgerEntry::try_from)
+            .collect::<Result<_, _>>()?,
         next_cursor,
     }))
 }
@@ -96,7 +97,8 @@ async fn list_transactions(
 async fn credit_wallet(
     auth: Authorized<require::Admin>,
     req: HttpRequest,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
     id: web::Path<uuid::Uuid>,
     body: web::Json<NewCredit>,
 ) -> Result<HttpResponse, ApiError> {
@@ -104,8 +106,9 @@ async fn credit_wallet(
     let scope = idempotency::Scope::from_request(&req, &auth.principal.partner_id, &credit, false)?;
     let valid = credit.validate()?;
     let partner_id = id.into_inner().to_string();
-    idempotency::execute(&state.db, scope, move |conn| {
-        let entry = super::credit_in(conn, &partner_id, &valid)?;
+    let now = clock.now_db();
+    idempotency::execute(&db, scope, move |conn| {
+        let entry = super::credit_in(conn, &partner_id, &valid, now)?;
         Reply::json(StatusCode::CREATED, None, &entry)
     })
     .await

@@ -1,13 +1,10 @@
 //! Cards, terms, balance and usage, through HTTP.
 
-mod common;
-
 use chrono::{TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{assert_problem, iccid, TestApp};
-use simrenew::auth::scopes::Scope;
+use crate::helpers::{assert_problem, iccid, plan_id, problem_fields, TestApp};
 
 on_both_backends!(
     a_bad_batch_is_rejected_whole_with_every_row_named,
@@ -18,6 +15,7 @@ on_both_backends!(
     usage_that_cannot_be_placed_is_rejected_and_writes_nothing,
     list_filters_by_status_type_and_expiry,
     operators_suspend_resume_and_move_cards,
+    the_status_filter_in_sql_agrees_with_the_status_rule,
 );
 
 struct World {
@@ -29,39 +27,16 @@ struct World {
 }
 
 async fn world(app: &TestApp) -> World {
-    simrenew::catalog::import_plans(&app.store, simrenew::catalog::demo_plans().unwrap())
-        .await
-        .unwrap();
+    app.import_demo_plans().await;
     let admin = app.admin_token().await;
     let (partner, token) = app.partner_with_token("Acme").await;
     World {
-        fm_month: plan_id(app, "CN-FM-M-10G").await,
-        esim_month: plan_id(app, "JP-ESIM-M-5G").await,
+        fm_month: plan_id(&app.store, "CN-FM-M-10G").await,
+        esim_month: plan_id(&app.store, "JP-ESIM-M-5G").await,
         admin,
         partner_id: partner.id,
         partner: token,
     }
-}
-
-async fn plan_id(app: &TestApp, code: &'static str) -> String {
-    app.store
-        .run(move |conn| {
-            simrenew::catalog::store::find_by_code(conn, code)
-                .map_err(simrenew::error::ApiError::from)
-        })
-        .await
-        .unwrap()
-        .expect("demo plan")
-        .id
-}
-
-async fn import(app: &TestApp, admin: &str, partner_id: &str, cards: Value) -> reqwest::Response {
-    app.post_json(
-        "/v1/admin/cards",
-        admin,
-        &json!({"partner_id": partner_id, "cards": cards}),
-    )
-    .await
 }
 
 async fn grant(
@@ -82,11 +57,6 @@ async fn grant(
     response.json().await.unwrap()
 }
 
-async fn network_token(app: &TestApp) -> String {
-    let network = app.create_partner("Network", &[Scope::Network]).await;
-    app.token_for(&network).await
-}
-
 async fn a_bad_batch_is_rejected_whole_with_every_row_named(app: TestApp) {
     let w = world(&app).await;
     let (good_a, good_b) = (iccid(1, 1), iccid(1, 2));
@@ -95,32 +65,26 @@ async fn a_bad_batch_is_rejected_whole_with_every_row_named(app: TestApp) {
         let last = valid.as_bytes()[19] - b'0';
         format!("{}{}", &valid[..19], (last + 1) % 10)
     };
-    let response = import(
-        &app,
-        &w.admin,
-        &w.partner_id,
-        json!([
-            {"iccid": good_a, "card_type": "fm", "msisdn": "+8613800138000"},
-            {"iccid": good_b, "card_type": "esim"},
-            {"iccid": bad_luhn, "card_type": "esim", "eid": "123"},
-            {"iccid": good_a, "card_type": "fm", "msisdn": "0086"},
-        ]),
-    )
-    .await;
+    let response = app
+        .import_cards(
+            &w.admin,
+            &w.partner_id,
+            json!([
+                {"iccid": good_a, "card_type": "fm", "msisdn": "+8613800138000"},
+                {"iccid": good_b, "card_type": "esim"},
+                {"iccid": bad_luhn, "card_type": "esim", "eid": "123"},
+                {"iccid": good_a, "card_type": "fm", "msisdn": "0086"},
+            ]),
+        )
+        .await;
     let body = assert_problem(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
     .await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        problem_fields(&body),
         [
             "cards[2].iccid",
             "cards[2].eid",
@@ -135,22 +99,22 @@ async fn a_bad_batch_is_rejected_whole_with_every_row_named(app: TestApp) {
         assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     }
 
-    let response = import(
-        &app,
-        &w.admin,
-        &w.partner_id,
-        json!([{"iccid": good_a, "card_type": "fm"}]),
-    )
-    .await;
+    let response = app
+        .import_cards(
+            &w.admin,
+            &w.partner_id,
+            json!([{"iccid": good_a, "card_type": "fm"}]),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(response.json::<Value>().await.unwrap()["imported"], 1);
-    let again = import(
-        &app,
-        &w.admin,
-        &w.partner_id,
-        json!([{"iccid": good_b, "card_type": "esim"}, {"iccid": good_a, "card_type": "fm"}]),
-    )
-    .await;
+    let again = app
+        .import_cards(
+            &w.admin,
+            &w.partner_id,
+            json!([{"iccid": good_b, "card_type": "esim"}, {"iccid": good_a, "card_type": "fm"}]),
+        )
+        .await;
     let body = assert_problem(again, StatusCode::CONFLICT, "conflict").await;
     assert_eq!(
         body["errors"],
@@ -161,13 +125,13 @@ async fn a_bad_batch_is_rejected_whole_with_every_row_named(app: TestApp) {
         .await;
     assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
 
-    let nobody = import(
-        &app,
-        &w.admin,
-        &uuid::Uuid::now_v7().to_string(),
-        json!([{"iccid": good_b, "card_type": "esim"}]),
-    )
-    .await;
+    let nobody = app
+        .import_cards(
+            &w.admin,
+            &uuid::Uuid::now_v7().to_string(),
+            json!([{"iccid": good_b, "card_type": "esim"}]),
+        )
+        .await;
     let body = assert_problem(
         nobody,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -181,8 +145,7 @@ async fn another_partners_card_is_404_on_every_route(app: TestApp) {
     let w = world(&app).await;
     let card = iccid(2, 1);
     assert_eq!(
-        import(
-            &app,
+        app.import_cards(
             &w.admin,
             &w.partner_id,
             json!([{"iccid": card, "card_type": "fm"}])
@@ -226,8 +189,7 @@ async fn another_partners_card_is_404_on_every_route(app: TestApp) {
 async fn balance_shows_current_and_queued_terms_and_usage(app: TestApp) {
     let w = world(&app).await;
     let card = iccid(3, 1);
-    import(
-        &app,
+    app.import_cards(
         &w.admin,
         &w.partner_id,
         json!([{"iccid": card, "card_type": "fm"}]),
@@ -245,7 +207,7 @@ async fn balance_shows_current_and_queued_terms_and_usage(app: TestApp) {
 
     grant(&app, &w, &card, &w.fm_month, None).await;
     grant(&app, &w, &card, &w.fm_month, None).await; // queued after the first
-    let network = network_token(&app).await;
+    let network = app.network_token().await;
     let now = Utc::now();
     let usage = json!({"records": [
         {"id": "u-1", "iccid": card, "kind": "data", "quantity": 1_073_741_824_i64, "occurred_at": now},
@@ -327,15 +289,14 @@ async fn used_bytes(app: &TestApp, token: &str, card: &str) -> i64 {
 async fn race_one_batch(app: &TestApp, other: &TestApp) {
     let w = world(app).await;
     let card = iccid(4, 1);
-    import(
-        app,
+    app.import_cards(
         &w.admin,
         &w.partner_id,
         json!([{"iccid": card, "card_type": "fm"}]),
     )
     .await;
     grant(app, &w, &card, &w.fm_month, None).await;
-    let network = network_token(app).await;
+    let network = app.network_token().await;
     let batch = usage_batch(&card, 40);
     let (a, b) = tokio::join!(
         app.post_json("/v1/network/usage", &network, &batch),
@@ -359,15 +320,14 @@ async fn the_same_usage_batch_on_two_instances_counts_once(app: TestApp) {
 async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp) {
     let w = world(&app).await;
     let card = iccid(6, 1);
-    import(
-        &app,
+    app.import_cards(
         &w.admin,
         &w.partner_id,
         json!([{"iccid": card, "card_type": "fm"}]),
     )
     .await;
     grant(&app, &w, &card, &w.fm_month, None).await;
-    let network = network_token(&app).await;
+    let network = app.network_token().await;
     let before = Utc::now() - TimeDelta::days(3);
     let batch = json!({"records": [
         {"id": "bad-1", "iccid": iccid(6, 99), "kind": "data", "quantity": 5, "occurred_at": Utc::now()},
@@ -411,8 +371,7 @@ async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp
 async fn list_filters_by_status_type_and_expiry(app: TestApp) {
     let w = world(&app).await;
     let cards: Vec<String> = (1..=6).map(|n| iccid(7, n)).collect();
-    import(
-        &app,
+    app.import_cards(
         &w.admin,
         &w.partner_id,
         json!([
@@ -542,8 +501,7 @@ async fn list_filters_by_status_type_and_expiry(app: TestApp) {
 async fn operators_suspend_resume_and_move_cards(app: TestApp) {
     let w = world(&app).await;
     let card = iccid(8, 1);
-    import(
-        &app,
+    app.import_cards(
         &w.admin,
         &w.partner_id,
         json!([{"iccid": card, "card_type": "esim"}]),
@@ -624,4 +582,96 @@ async fn operators_suspend_resume_and_move_cards(app: TestApp) {
         )
         .await;
     assert_problem(by_partner, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+/// Card status has one definition (`cards::terms::status`); the list filter must say the
+/// same in SQL. Cards with every shape of terms are listed at moments before, inside,
+/// at the edges of and after their terms (the clock moved, nothing slept), and each
+/// status filter must return exactly the cards whose shown status is that status.
+async fn the_status_filter_in_sql_agrees_with_the_status_rule(app: TestApp) {
+    let w = world(&app).await;
+    let cards: Vec<String> = (1..=7).map(|n| iccid(8, n)).collect();
+    let rows: Vec<Value> = cards
+        .iter()
+        .map(|c| json!({"iccid": c, "card_type": "fm"}))
+        .collect();
+    let imported = app
+        .import_cards(&w.admin, &w.partner_id, Value::Array(rows))
+        .await;
+    assert_eq!(imported.status(), StatusCode::CREATED);
+    let start = app.clock.now();
+    let day = TimeDelta::days(1);
+    // 0: none. 1: one term from day 0. 2: one from day 40. 3: day 0 and day 30 back to back.
+    // 4: day 0, then a gap, then day 50. 5: as 1, suspended. 6: as 4, suspended.
+    for (card, offsets) in [
+        (1, vec![0]),
+        (2, vec![40]),
+        (3, vec![0, 30]),
+        (4, vec![0, 50]),
+        (5, vec![0]),
+        (6, vec![0, 50]),
+    ] {
+        for offset in offsets {
+            grant(
+                &app,
+                &w,
+                &cards[card],
+                &w.fm_month,
+                Some(start + day * offset),
+            )
+            .await;
+        }
+    }
+    for card in [5, 6] {
+        let suspended = app
+            .post_json(
+                &format!("/v1/admin/cards/{}/suspend", cards[card]),
+                &w.admin,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(suspended.status(), StatusCode::OK);
+    }
+    // Days at which to look, relative to start: before, inside, at each edge, in the gap, after.
+    let mut looked_at = TimeDelta::zero();
+    for at_day in [-1, 0, 1, 29, 30, 31, 45, 50, 60, 79, 80, 81, 200] {
+        let target = day * at_day - TimeDelta::seconds(1) * i32::from(at_day < 0);
+        app.clock.advance(target - looked_at);
+        looked_at = target;
+        let all: Value = app
+            .get_with("/v1/cards?limit=100", &w.partner)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut expected: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for card in all["data"].as_array().unwrap() {
+            if cards.contains(&card["iccid"].as_str().unwrap().to_owned()) {
+                expected
+                    .entry(card["status"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .push(card["iccid"].as_str().unwrap().to_owned());
+            }
+        }
+        for status in ["inactive", "active", "expired", "suspended"] {
+            let listed: Value = app
+                .get_with(&format!("/v1/cards?status={status}&limit=100"), &w.partner)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let mut got: Vec<String> = listed["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["iccid"].as_str().unwrap().to_owned())
+                .filter(|c| cards.contains(c))
+                .collect();
+            got.sort();
+            let mut want = expected.remove(status).unwrap_or_default();
+            want.sort();
+            assert_eq!(got, want, "status {status} on day {at_day}");
+        }
+        assert!(expected.is_empty(), "unknown statuses shown: {expected:?}");
+    }
 }

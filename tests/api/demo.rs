@@ -1,13 +1,13 @@
 //! `simrenew serve --demo` and the README's curl walk, step by step, as a newcomer runs it.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+
+use crate::helpers::fetch_token;
 
 struct Demo {
     child: std::process::Child,
@@ -93,17 +93,7 @@ async fn the_readme_walk_works_on_a_fresh_demo() {
     let url = |path: &str| format!("{}{path}", demo.base);
 
     // 1. token
-    let token: Value = http
-        .post(url("/v1/oauth/token"))
-        .basic_auth(&demo.client_id, Some(&demo.client_secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = fetch_token(&http, &demo.base, &demo.client_id, &demo.client_secret).await;
     let get = |path: String| http.get(url(&path)).bearer_auth(&token).send();
 
     // 2. device check

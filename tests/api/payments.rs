@@ -1,8 +1,6 @@
 //! External payments: the sandbox and a Stripe adapter against a local fake of Stripe's
 //! API, signed webhooks, expiry and refunds.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,28 +8,21 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{assert_problem, iccid, Backend, TestApp};
+use crate::helpers::{assert_problem, iccid, plan_id, Backend, TestApp};
 use simrenew::config::{ProviderKind, Settings};
-use simrenew::orders::model::PaymentMethod;
+use simrenew::domain::PaymentMethod;
 use simrenew::payments::stripe::{sign, StripeConfig};
 
 const WEBHOOK_SECRET: &str = "whsec_test_simrenew";
 
-macro_rules! on_both {
-    ($($name:ident => $configure:expr),+ $(,)?) => {
-        mod sqlite_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-            super::$name(crate::common::Backend::Sqlite).await } )+ }
-        mod postgres_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-            if crate::common::postgres_admin_url().is_some() { super::$name(crate::common::Backend::Postgres).await } } )+ }
-    };
-}
-
-on_both!(
-    sandbox_methods_settle_through_the_same_path => (),
-    expiry_cancel_and_late_success_refund => (),
-    stripe_creates_payments_and_webhooks_settle_them_once => (),
-    forged_stale_and_unknown_webhooks_change_nothing => (),
-    a_failing_provider_leaves_a_consistent_order_and_a_retry_resumes => (),
+// Each scenario starts its own server: the sandbox everywhere, or Stripe at a fake.
+on_both_backends!(
+    backend:
+    sandbox_methods_settle_through_the_same_path,
+    expiry_cancel_and_late_success_refund,
+    stripe_creates_payments_and_webhooks_settle_them_once,
+    forged_stale_and_unknown_webhooks_change_nothing,
+    a_failing_provider_leaves_a_consistent_order_and_a_retry_resumes,
 );
 
 /// Records what the fake Stripe receives and answers like Stripe's API does.
@@ -135,28 +126,17 @@ struct Buyer {
 }
 
 async fn buyer(app: &TestApp) -> Buyer {
-    simrenew::catalog::import_plans(&app.store, simrenew::catalog::demo_plans().unwrap())
-        .await
-        .unwrap();
+    app.import_demo_plans().await;
     let admin = app.admin_token().await;
     let (partner, token) = app.partner_with_token("Acme").await;
     let card = iccid(50, 1);
-    app.post_json(
-        "/v1/admin/cards",
+    app.import_cards(
         &admin,
-        &json!({"partner_id": partner.id, "cards": [{"iccid": card, "card_type": "esim"}]}),
+        &partner.id,
+        json!([{"iccid": card, "card_type": "esim"}]),
     )
     .await;
-    let plan = app
-        .store
-        .run(|conn| {
-            simrenew::catalog::store::find_by_code(conn, "JP-ESIM-M-5G")
-                .map_err(simrenew::error::ApiError::from)
-        })
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let plan = plan_id(&app.store, "JP-ESIM-M-5G").await;
     Buyer { token, card, plan }
 }
 
@@ -193,9 +173,7 @@ async fn order_of(app: &TestApp, b: &Buyer, id: &str) -> Value {
 }
 
 async fn sandbox_methods_settle_through_the_same_path(backend: Backend) {
-    let app = TestApp::spawn_configured(backend, |s| s.payments.sandbox_everywhere())
-        .await
-        .unwrap();
+    let app = TestApp::spawn_configured(backend, |s| s.payments.sandbox_everywhere()).await;
     let b = buyer(&app).await;
     for (method, action) in [
         ("card", "redirect_to_url"),
@@ -262,24 +240,18 @@ async fn sandbox_methods_settle_through_the_same_path(backend: Backend) {
 }
 
 async fn expiry_cancel_and_late_success_refund(backend: Backend) {
-    let app = TestApp::spawn_configured(backend, |s| s.payments.sandbox_everywhere())
-        .await
-        .unwrap();
+    let app = TestApp::spawn_configured(backend, |s| s.payments.sandbox_everywhere()).await;
     let b = buyer(&app).await;
     let first: Value = place(&app, &b, "card", "exp-1").await.json().await.unwrap();
     let first_id = first["id"].as_str().unwrap().to_owned();
-    let expired = simrenew::payments::settle::expire_unpaid(&app.store, Duration::ZERO)
-        .await
-        .unwrap();
+    let ttl = Duration::from_secs(30 * 60);
+    let expire = || simrenew::fulfilment::settlement::expire_unpaid(&app.store, &app.clock, ttl);
+    assert_eq!(expire().await.unwrap(), 0, "not before the TTL");
+    app.clock.advance(chrono::TimeDelta::minutes(31));
+    let expired = expire().await.unwrap();
     assert_eq!(expired, 1);
     assert_eq!(order_of(&app, &b, &first_id).await["status"], "expired");
-    assert_eq!(
-        simrenew::payments::settle::expire_unpaid(&app.store, Duration::ZERO)
-            .await
-            .unwrap(),
-        0,
-        "once"
-    );
+    assert_eq!(expire().await.unwrap(), 0, "once");
     // The payer pays anyway: the money goes back through the provider, recorded on the order.
     let late: Value = sandbox(&app, &b, &first_id, "succeed").await;
     assert_eq!(late["outcome"], "refund");
@@ -352,9 +324,7 @@ fn signed(body: &str) -> Option<String> {
 
 async fn stripe_creates_payments_and_webhooks_settle_them_once(backend: Backend) {
     let (fake_url, fake) = start_fake().await;
-    let app = TestApp::spawn_configured(backend, |s| with_stripe(s, &fake_url))
-        .await
-        .unwrap();
+    let app = TestApp::spawn_configured(backend, |s| with_stripe(s, &fake_url)).await;
     let b = buyer(&app).await;
 
     let card: Value = place(&app, &b, "card", "stripe-card")
@@ -498,9 +468,7 @@ async fn stripe_creates_payments_and_webhooks_settle_them_once(backend: Backend)
 
 async fn forged_stale_and_unknown_webhooks_change_nothing(backend: Backend) {
     let (fake_url, _fake) = start_fake().await;
-    let app = TestApp::spawn_configured(backend, |s| with_stripe(s, &fake_url))
-        .await
-        .unwrap();
+    let app = TestApp::spawn_configured(backend, |s| with_stripe(s, &fake_url)).await;
     let b = buyer(&app).await;
     let order: Value = place(&app, &b, "alipay", "forged")
         .await
@@ -589,9 +557,7 @@ async fn forged_stale_and_unknown_webhooks_change_nothing(backend: Backend) {
 
 async fn a_failing_provider_leaves_a_consistent_order_and_a_retry_resumes(backend: Backend) {
     let (fake_url, fake) = start_fake().await;
-    let app = TestApp::spawn_configured(backend, |s| with_stripe(s, &fake_url))
-        .await
-        .unwrap();
+    let app = TestApp::spawn_configured(backend, |s| with_stripe(s, &fake_url)).await;
     let b = buyer(&app).await;
     fake.lock().unwrap().failing = true;
     let refused = place(&app, &b, "alipay", "flaky").await;

@@ -1,14 +1,11 @@
 //! Activation: eSIM codes and QR, FM over the air, confirmation with the new validity.
 
-mod common;
-
 use std::collections::HashSet;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{assert_problem, iccid, TestApp};
-use simrenew::auth::scopes::Scope;
+use crate::helpers::{assert_problem, iccid, plan_id, TestApp};
 
 on_both_backends!(
     codes_are_well_formed_and_unique_over_1000_orders,
@@ -30,49 +27,26 @@ struct Setup {
     esim_plan: String,
 }
 
-async fn plan_id(app: &TestApp, code: &'static str) -> String {
-    app.store
-        .run(move |conn| {
-            simrenew::catalog::store::find_by_code(conn, code)
-                .map_err(simrenew::error::ApiError::from)
-        })
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-}
-
 async fn setup(app: &TestApp, fen: i64) -> Setup {
-    simrenew::catalog::import_plans(&app.store, simrenew::catalog::demo_plans().unwrap())
-        .await
-        .unwrap();
+    app.import_demo_plans().await;
     let admin = app.admin_token().await;
     let (partner, token) = app.partner_with_token("Acme").await;
     let (fm_card, esim_card) = (iccid(40, 1), iccid(40, 2));
-    let imported = app
-        .post_json(
-            "/v1/admin/cards",
-            &admin,
-            &json!({"partner_id": partner.id, "cards": [{"iccid": fm_card, "card_type": "fm"}, {"iccid": esim_card, "card_type": "esim"}]}),
-        )
-        .await;
+    let cards = json!([
+        {"iccid": fm_card, "card_type": "fm"},
+        {"iccid": esim_card, "card_type": "esim"},
+    ]);
+    let imported = app.import_cards(&admin, &partner.id, cards).await;
     assert_eq!(imported.status(), StatusCode::CREATED);
-    let credited = app
-        .post_json(
-            &format!("/v1/admin/partners/{}/wallet/credits", partner.id),
-            &admin,
-            &json!({"currency": "CNY", "amount": fen}),
-        )
+    app.credit_wallet(&admin, &partner.id, "CNY", fen, None)
         .await;
-    assert_eq!(credited.status(), StatusCode::CREATED);
-    let network = app.create_partner("Network", &[Scope::Network]).await;
     Setup {
         token,
-        network: app.token_for(&network).await,
+        network: app.network_token().await,
         fm_card,
         esim_card,
-        fm_plan: plan_id(app, "CN-FM-M-10G").await,
-        esim_plan: plan_id(app, "JP-ESIM-M-5G").await,
+        fm_plan: plan_id(&app.store, "CN-FM-M-10G").await,
+        esim_plan: plan_id(&app.store, "JP-ESIM-M-5G").await,
     }
 }
 

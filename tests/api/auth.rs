@@ -1,17 +1,18 @@
 //! OAuth2 client credentials, token verification, scopes and revocation, through HTTP.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{assert_problem, Backend, TestApp, TestPartner};
+use crate::helpers::{
+    assert_problem, cli_create_partner, fetch_token, Backend, Process, TestApp, TestDatabase,
+    TestPartner,
+};
 use simrenew::auth::keys::{KeySource, KeyText};
 use simrenew::auth::scopes::Scope;
 
@@ -679,49 +680,24 @@ async fn a_sibling_instance_honours_suspension_within_the_check_interval(app: Te
 /// Two `serve` processes started together on one empty PostgreSQL database agree on the
 /// signing key and accept each other's tokens; the first admin comes from the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "TEST_POSTGRES_URL is not set: the PostgreSQL test did not run"
+)]
 async fn two_serve_processes_on_one_postgres_accept_each_others_tokens() {
-    let Some(db) = common::TestDatabase::create(Backend::Postgres) else {
-        return;
-    };
+    let db = TestDatabase::create(Backend::Postgres);
     // Started together on an empty database: both migrate and both look for the key.
     let (one, two) = tokio::join!(
-        common::Process::serve(&db.raw_url, &[]),
-        common::Process::serve(&db.raw_url, &[])
+        Process::serve(&db.raw_url, &[]),
+        Process::serve(&db.raw_url, &[])
     );
-    let created = common::cli(
-        &db.raw_url,
-        &[
-            "partner", "create", "--name", "Root", "--scopes", "admin", "--json",
-        ],
-    );
-    let created: Value =
-        serde_json::from_str(created.trim()).expect("--json prints one JSON object");
+    let root = cli_create_partner(&db.raw_url, "Root", "admin");
     let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{}/v1/oauth/token", one.base_url))
-        .header(
-            "authorization",
-            format!(
-                "Basic {}",
-                STANDARD.encode(format!(
-                    "{}:{}",
-                    created["client_id"].as_str().unwrap(),
-                    created["client_secret"].as_str().unwrap()
-                ))
-            ),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = fetch_token(&client, &one.base_url, &root.client_id, &root.client_secret).await;
     for instance in [&one, &two] {
         let response = client
             .get(format!("{}/v1/admin/partners", instance.base_url))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap();

@@ -1,12 +1,10 @@
 //! Admin API for partners, and how bad input is answered: a clear 4xx problem that
 //! changes nothing.
 
-mod common;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{assert_problem, TestApp};
+use crate::helpers::{assert_problem, fetch_token, problem_fields, TestApp};
 
 on_both_backends!(
     an_admin_creates_lists_and_reads_partners,
@@ -66,19 +64,14 @@ async fn an_admin_creates_lists_and_reads_partners(app: TestApp) {
         .to_string()
         .contains(created["client_secret"].as_str().unwrap()));
 
-    // The new partner's credentials work at once.
-    let token = app
-        .client
-        .post(app.url("/v1/oauth/token"))
-        .basic_auth(
-            created["client_id"].as_str().unwrap(),
-            created["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), StatusCode::OK);
+    // The new partner's credentials work at once (`fetch_token` asserts the 200).
+    fetch_token(
+        &app.client,
+        &app.base_url,
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap(),
+    )
+    .await;
 }
 
 async fn partner_pages_never_repeat_or_skip(app: TestApp) {
@@ -219,13 +212,7 @@ async fn bad_bodies_are_problems_and_change_nothing(app: TestApp) {
         "validation_failed",
     )
     .await;
-    let fields: Vec<_> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["name", "scopes"]);
+    assert_eq!(problem_fields(&body), ["name", "scopes"]);
 
     assert_eq!(
         partner_count(&app, &admin).await,

@@ -1,19 +1,21 @@
 //! Test harness: every test gets its own server on a random port and its own database
-//! (a fresh SQLite file, or a fresh PostgreSQL database created and dropped here).
-#![allow(dead_code)] // each test binary uses its own part of the harness
+//! (a fresh SQLite file, or a fresh PostgreSQL database created and dropped here), and
+//! the fixtures more than one capability's tests set up.
 
 use std::net::TcpListener;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use reqwest::{Client, Response, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use simrenew::app::{self, AppState, ServerOptions};
+use simrenew::app::{self, ServerOptions};
 use simrenew::auth::scopes::Scope;
+use simrenew::clock::Clock;
 use simrenew::config::Settings;
 use simrenew::db::{DatabaseUrl, Db};
 use simrenew::partners::{self, model::NewPartner};
+use simrenew::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -21,30 +23,50 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each listed scenario `async fn name(app: TestApp)` once per backend:
-/// `sqlite::name` always, `postgres::name` when `TEST_POSTGRES_URL` is set.
-#[macro_export]
+/// Runs each listed scenario once per backend, as the tests `sqlite::name` and
+/// `postgres::name`:
+///
+/// - `on_both_backends!(a, b);` — `async fn a(app: TestApp)`, on a server with the
+///   default settings;
+/// - `on_both_backends!(backend: a, b);` — `async fn a(backend: Backend)`, for scenarios
+///   that start their own server(s) (other settings, a fake provider first, …) with
+///   `TestApp::spawn_configured(backend, …)`.
+///
+/// The PostgreSQL half is `#[ignore]`d, with the reason, unless the build saw
+/// `TEST_POSTGRES_URL` or `CI` (cfg `postgres_tests`, set by build.rs); when it runs, a
+/// missing or unreachable server fails it: it never passes without having run.
 macro_rules! on_both_backends {
-    ($($scenario:ident),+ $(,)?) => {
+    (@modules [$($scenario:ident),+] |$backend:ident| $argument:expr) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    let app = $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await;
-                    super::$scenario(app).await;
+                    let $backend = $crate::helpers::Backend::Sqlite;
+                    super::$scenario($argument).await;
                 }
             )+
         }
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(postgres_tests),
+                    ignore = "TEST_POSTGRES_URL is not set: the PostgreSQL half did not run"
+                )]
                 async fn $scenario() {
-                    if let Some(app) = $crate::common::TestApp::spawn_if_available($crate::common::Backend::Postgres).await {
-                        super::$scenario(app).await;
-                    }
+                    let $backend = $crate::helpers::Backend::Postgres;
+                    super::$scenario($argument).await;
                 }
             )+
         }
+    };
+    (backend: $($scenario:ident),+ $(,)?) => {
+        on_both_backends!(@modules [$($scenario),+] |backend| backend);
+    };
+    ($($scenario:ident),+ $(,)?) => {
+        on_both_backends!(
+            @modules [$($scenario),+] |backend| $crate::helpers::TestApp::spawn(backend).await
+        );
     };
 }
 
@@ -59,15 +81,19 @@ pub struct TestDatabase {
     postgres_admin: Option<(String, String)>,
 }
 
-/// The PostgreSQL server to create test databases on, if the run has one.
-/// With `CI` set, a missing server is a failure, not a skip.
-pub fn postgres_admin_url() -> Option<String> {
+/// The PostgreSQL server to create test databases on. A test that asks for one and cannot
+/// have it fails: PostgreSQL tests are `#[ignore]`d (with the reason) when the build saw
+/// neither `TEST_POSTGRES_URL` nor `CI`, and never pass without having run.
+pub fn postgres_admin_url() -> String {
     match std::env::var("TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
+        Ok(url) if !url.trim().is_empty() => url,
         _ if std::env::var_os("CI").is_some() => {
             panic!("CI is set but TEST_POSTGRES_URL is not: the PostgreSQL suites must run in CI")
         }
-        _ => None,
+        _ => panic!(
+            "TEST_POSTGRES_URL is not set: this PostgreSQL test cannot run \
+             (set it to a server the tests may create databases on)"
+        ),
     }
 }
 
@@ -91,21 +117,22 @@ fn with_database_name(server_url: &str, name: &str) -> String {
 }
 
 impl TestDatabase {
-    pub fn create(backend: Backend) -> Option<Self> {
+    /// A fresh database; for PostgreSQL, panics when no server is configured or reachable.
+    pub fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let raw_url = format!("sqlite://{}", dir.path().join("simrenew.db").display());
-                Some(Self {
+                Self {
                     url: raw_url.parse().expect("sqlite url"),
                     raw_url,
                     backend,
                     _dir: Some(dir),
                     postgres_admin: None,
-                })
+                }
             }
             Backend::Postgres => {
-                let admin_url = postgres_admin_url()?;
+                let admin_url = postgres_admin_url();
                 let name = format!("simrenew_test_{}", uuid::Uuid::new_v4().simple());
                 let mut admin = PgConnection::establish(&admin_url)
                     .unwrap_or_else(|e| panic!("cannot reach TEST_POSTGRES_URL: {e}"));
@@ -113,13 +140,13 @@ impl TestDatabase {
                     .batch_execute(&format!("CREATE DATABASE {name}"))
                     .expect("create test database");
                 let raw_url = with_database_name(&admin_url, &name);
-                Some(Self {
+                Self {
                     url: raw_url.parse().expect("postgres url"),
                     raw_url,
                     backend,
                     _dir: None,
                     postgres_admin: Some((admin_url, name)),
-                })
+                }
             }
         }
     }
@@ -153,7 +180,8 @@ impl Drop for TestDatabase {
     }
 }
 
-/// One running service and a client pointed at it.
+/// One running service and a client pointed at it. The server stops when the test's
+/// runtime ends (actix-server stops its acceptor and workers when its future is dropped).
 pub struct TestApp {
     pub base_url: String,
     pub client: Client,
@@ -161,7 +189,8 @@ pub struct TestApp {
     pub db: std::sync::Arc<TestDatabase>,
     /// The service's own handle on it, for setting up state through library calls.
     pub store: Db,
-    server: actix_web::dev::ServerHandle,
+    /// The service's clock: a test moves it forward instead of sleeping.
+    pub clock: Clock,
 }
 
 /// A partner created for a test, with its one credential.
@@ -173,27 +202,20 @@ pub struct TestPartner {
 }
 
 impl TestApp {
+    /// A server with the default settings on a fresh database of `backend`.
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_if_available(backend)
-            .await
-            .expect("backend not configured")
-    }
-
-    pub async fn spawn_if_available(backend: Backend) -> Option<Self> {
         Self::spawn_configured(backend, |_| {}).await
     }
 
-    /// A server on a fresh database with settings adjusted by `configure`.
-    pub async fn spawn_configured(
-        backend: Backend,
-        configure: impl FnOnce(&mut Settings),
-    ) -> Option<Self> {
+    /// A server on a fresh database with settings adjusted by `configure`. Panics when
+    /// the backend is not available (see `postgres_admin_url`).
+    pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
         let db = tokio::task::spawn_blocking(move || TestDatabase::create(backend))
             .await
-            .expect("create database")?;
+            .expect("create database");
         let mut settings = Settings::for_database(db.url.clone());
         configure(&mut settings);
-        Some(Self::spawn_on(std::sync::Arc::new(db), settings).await)
+        Self::spawn_on(std::sync::Arc::new(db), settings).await
     }
 
     /// Another instance on the same database (as a second process would be).
@@ -206,14 +228,23 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: std::sync::Arc<TestDatabase>, settings: Settings) -> Self {
+        Self::spawn_with_clock(db, settings, Clock::system()).await
+    }
+
+    async fn spawn_with_clock(
+        db: std::sync::Arc<TestDatabase>,
+        settings: Settings,
+        clock: Clock,
+    ) -> Self {
         let state = tokio::task::spawn_blocking(move || {
             let store = Db::new(&settings.database_url, &settings.pool);
             store.migrate().expect("migrations apply");
-            AppState::load(settings, store).expect("state loads")
+            AppState::load(settings, store, clock).expect("state loads")
         })
         .await
         .expect("start-up task");
         let store = state.db.clone();
+        let clock = state.clock.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let options = ServerOptions {
@@ -221,7 +252,6 @@ impl TestApp {
             shutdown_timeout_s: 1,
         };
         let server = app::start(state, listener, options).expect("start server");
-        let handle = server.handle();
         tokio::spawn(server);
         Self {
             base_url: format!("http://127.0.0.1:{port}"),
@@ -231,7 +261,7 @@ impl TestApp {
                 .expect("client"),
             db,
             store,
-            server: handle,
+            clock,
         }
     }
 
@@ -285,6 +315,12 @@ impl TestApp {
         self.token_for(&admin).await
     }
 
+    /// A token of a new partner with the network scope (usage, activation outcomes).
+    pub async fn network_token(&self) -> String {
+        let network = self.create_partner("Network", &[Scope::Network]).await;
+        self.token_for(&network).await
+    }
+
     /// A partner with every partner scope, and its token.
     pub async fn partner_with_token(&self, name: &str) -> (TestPartner, String) {
         let partner = self
@@ -301,6 +337,48 @@ impl TestApp {
             .await;
         let token = self.token_for(&partner).await;
         (partner, token)
+    }
+
+    /// Imports the demo catalog (`src/catalog/demo_plans.json`) through the library.
+    pub async fn import_demo_plans(&self) {
+        simrenew::catalog::import_plans(&self.store, simrenew::catalog::demo_plans().unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// `POST /v1/admin/cards`: imports `cards` (a JSON array) for `partner_id`.
+    pub async fn import_cards(&self, admin: &str, partner_id: &str, cards: Value) -> Response {
+        self.post_json(
+            "/v1/admin/cards",
+            admin,
+            &json!({"partner_id": partner_id, "cards": cards}),
+        )
+        .await
+    }
+
+    /// Credits a partner's wallet through the admin API (no Idempotency-Key); asserts 201
+    /// and returns the ledger entry.
+    pub async fn credit_wallet(
+        &self,
+        admin: &str,
+        partner_id: &str,
+        currency: &str,
+        amount: i64,
+        reference: Option<&str>,
+    ) -> Value {
+        let mut body = json!({"currency": currency, "amount": amount});
+        if let Some(reference) = reference {
+            body["reference"] = json!(reference);
+        }
+        let credited = self
+            .post_json(
+                &format!("/v1/admin/partners/{partner_id}/wallet/credits"),
+                admin,
+                &body,
+            )
+            .await;
+        assert_eq!(credited.status(), StatusCode::CREATED, "wallet credit");
+        credited.json().await.expect("credit body")
     }
 
     pub async fn get_with(&self, path: &str, token: &str) -> Response {
@@ -333,10 +411,43 @@ impl TestApp {
             .await
             .expect("request")
     }
+}
 
-    pub async fn stop(&self) {
-        self.server.stop(true).await;
-    }
+/// The id of a catalog plan by its code (the demo catalog must have been imported).
+pub async fn plan_id(store: &Db, code: &'static str) -> String {
+    store
+        .run(move |conn| {
+            simrenew::catalog::store::find_by_code(conn, code)
+                .map_err(simrenew::error::ApiError::from)
+        })
+        .await
+        .expect("plan lookup")
+        .unwrap_or_else(|| panic!("no plan {code}"))
+        .id
+}
+
+/// Fetches an access token from the service at `base_url` the way a partner's own client
+/// does by hand: client credentials in HTTP Basic, `grant_type` in a form body. Works for
+/// any server (a `TestApp`, a `Process`, the demo); asserts 200.
+pub async fn fetch_token(
+    client: &Client,
+    base_url: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> String {
+    let response = client
+        .post(format!("{base_url}/v1/oauth/token"))
+        .basic_auth(client_id, Some(client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), StatusCode::OK, "token for {client_id}");
+    let body: Value = response.json().await.expect("token body");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 /// Asserts an RFC 9457 problem with the given status and code; returns the body.
@@ -363,6 +474,16 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
         "{body}"
     );
     body
+}
+
+/// The `field` of each entry of a problem's `errors`, in order.
+pub fn problem_fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect()
 }
 
 /// A `simrenew serve` process of the built binary, killed when dropped.
@@ -451,6 +572,30 @@ pub fn cli(database_url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("utf-8 stdout")
+}
+
+/// `simrenew partner create --json` against `database_url`, as an operator creates the
+/// first partners: the partner and its credential.
+pub fn cli_create_partner(database_url: &str, name: &str, scopes: &str) -> TestPartner {
+    let output = cli(
+        database_url,
+        &[
+            "partner", "create", "--name", name, "--scopes", scopes, "--json",
+        ],
+    );
+    let created: Value =
+        serde_json::from_str(output.trim()).expect("--json prints one JSON object");
+    let field = |key: &str| {
+        created[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {created}"))
+            .to_owned()
+    };
+    TestPartner {
+        id: field("partner_id"),
+        client_id: field("client_id"),
+        client_secret: field("client_secret"),
+    }
 }
 
 /// A valid 20-digit ICCID numbered `n` (Luhn digit appended), distinct per `n` and `prefix`.

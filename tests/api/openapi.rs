@@ -7,10 +7,10 @@ use serde_json::Value;
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
 
 /// Fails when `openapi/openapi.json` differs from what the code generates.
-/// `UPDATE_OPENAPI=1 cargo test --test openapi` rewrites the committed copy.
+/// `UPDATE_OPENAPI=1 cargo test --test api openapi::` rewrites the committed copy.
 #[test]
 fn the_committed_document_matches_the_code() {
-    let generated = simrenew::openapi::document_json();
+    let generated = simrenew::app::document_json();
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(COMMITTED, &generated).expect("write openapi/openapi.json");
         return;
@@ -19,12 +19,12 @@ fn the_committed_document_matches_the_code() {
     assert!(
         committed == generated,
         "openapi/openapi.json is out of date: run `cargo run -- openapi > openapi/openapi.json` \
-         (or `UPDATE_OPENAPI=1 cargo test --test openapi`) and commit it"
+         (or `UPDATE_OPENAPI=1 cargo test --test api openapi::`) and commit it"
     );
 }
 
 fn document() -> Value {
-    serde_json::from_str(&simrenew::openapi::document_json()).expect("the document is JSON")
+    serde_json::from_str(&simrenew::app::document_json()).expect("the document is JSON")
 }
 
 fn operations(doc: &Value) -> Vec<(String, String, Value)> {

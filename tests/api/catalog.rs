@@ -1,13 +1,11 @@
 //! The plan catalog and device compatibility, through HTTP.
 
-mod common;
-
 use std::collections::HashSet;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use common::{assert_problem, TestApp};
+use crate::helpers::{assert_problem, problem_fields, TestApp};
 use simrenew::auth::scopes::Scope;
 
 on_both_backends!(
@@ -21,12 +19,11 @@ on_both_backends!(
     devices_are_matched_ignoring_case_and_spacing,
 );
 
+/// Imports the demo catalog; returns its plans as JSON.
 async fn seed_demo(app: &TestApp) -> Vec<Value> {
-    let plans = simrenew::catalog::demo_plans().unwrap();
-    simrenew::catalog::import_plans(&app.store, plans.clone())
-        .await
-        .unwrap();
-    plans
+    app.import_demo_plans().await;
+    simrenew::catalog::demo_plans()
+        .unwrap()
         .iter()
         .map(|p| serde_json::to_value(p).unwrap())
         .collect()
@@ -324,14 +321,8 @@ async fn bad_plans_and_filters_are_named_and_change_nothing(app: TestApp) {
         "validation_failed",
     )
     .await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        problem_fields(&body),
         [
             "code",
             "name",

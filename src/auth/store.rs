@@ -1,0 +1,59 @@
+//! The credential reads authentication needs: a client id's secret hash, its partner and
+//! whether its tokens may be used. Partners and credentials are written by `partners`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::scopes::ScopeSet;
+use crate::db::schema::{partner_credentials, partners};
+use crate::db::DbConnection;
+use crate::domain::PartnerStatus;
+
+/// What the token endpoint needs to know about a client id.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub partner_id: String,
+    pub secret_hash: String,
+    /// The credential is not revoked and its partner is active.
+    pub usable: bool,
+    pub partner_scopes: ScopeSet,
+}
+
+pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<ClientRecord>> {
+    let row = partner_credentials::table
+        .inner_join(partners::table)
+        .filter(partner_credentials::client_id.eq(client_id))
+        .select((
+            partner_credentials::partner_id,
+            partner_credentials::secret_hash,
+            partner_credentials::revoked_at,
+            partners::status,
+            partners::scopes,
+        ))
+        .first::<(String, String, Option<NaiveDateTime>, PartnerStatus, String)>(conn)
+        .optional()?;
+    row.map(|(partner_id, secret_hash, revoked_at, status, scopes)| {
+        let partner_scopes = scopes.parse::<ScopeSet>().map_err(|e| {
+            diesel::result::Error::DeserializationError(
+                format!("unreadable stored scopes: {e}").into(),
+            )
+        })?;
+        Ok(ClientRecord {
+            partner_id,
+            secret_hash,
+            usable: revoked_at.is_none() && status == PartnerStatus::Active,
+            partner_scopes,
+        })
+    })
+    .transpose()
+}
+
+/// Whether tokens issued to `client_id` for `partner_id` may still be used.
+pub fn credential_usable(
+    conn: &mut DbConnection,
+    client_id: &str,
+    partner_id: &str,
+) -> QueryResult<bool> {
+    Ok(find_client(conn, client_id)?
+        .is_some_and(|client| client.usable && client.partner_id == partner_id))
+}

@@ -1,0 +1,38 @@
+//! The flows that cross capabilities: placing an order and taking its money (wallet or
+//! provider), settling a provider's payment, confirming or failing the activation,
+//! cancelling, expiring and refunding. The only module that calls orders, wallet,
+//! activation and payments together; none of them calls it.
+//!
+//! Each use-case function here owns its transaction: it opens it (`Db::transaction`) or,
+//! when named `…_in`, runs inside the one its caller opened. Nothing below it opens one.
+
+pub mod cancellation;
+pub mod checkout;
+pub mod confirmation;
+pub mod refunds;
+pub mod routes;
+pub mod settlement;
+
+use chrono::NaiveDateTime;
+
+use crate::activation;
+use crate::cards::store as card_store;
+use crate::db::DbConnection;
+use crate::error::ApiError;
+use crate::orders::{self, model::OrderRow, state::OrderEvent};
+
+/// The one way an order becomes paid, whoever paid (wallet, webhook, sandbox): the
+/// transition (state, receipt number) and the order's pending activation, together.
+pub fn mark_paid_in(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    smdp_address: &str,
+    now: NaiveDateTime,
+) -> Result<OrderRow, ApiError> {
+    let paid = orders::transition(conn, order, OrderEvent::PaymentSucceeded, now)?;
+    let card = card_store::find_card(conn, &paid.iccid)?
+        .ok_or_else(|| ApiError::internal("an order's card is missing"))?;
+    let pending = activation::new_pending(&paid.id, &paid.iccid, card.card_type, smdp_address, now);
+    activation::store::insert(conn, &pending)?;
+    Ok(paid)
+}

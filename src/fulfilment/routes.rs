@@ -1,0 +1,418 @@
+//! The routes whose work crosses capabilities: placing and cancelling orders,
+//! confirming or failing activations, and the payment webhooks (with the sandbox's
+//! stand-in for a payer).
+
+use actix_web::http::header::HeaderMap;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::settlement;
+use super::{cancellation, checkout, confirmation};
+use crate::activation::{Activation, Caller, Confirmation, Failure};
+use crate::auth::principal::{require, Authorized};
+use crate::auth::scopes::Scope;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::domain::PaymentMethod;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::http::extractors::{optional_json, read_body, MAX_BODY_BYTES};
+use crate::idempotency;
+use crate::orders::model::{NewOrder, Order};
+use crate::orders::{self, store as order_store};
+use crate::payments::{EventKind, PaymentEvent, Payments, Provider, WebhookError};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_order)
+        .service(cancel_order)
+        .service(confirm_activation)
+        .service(fail_activation)
+        .service(webhook);
+}
+
+/// Only mounted when the sandbox provider is enabled.
+pub fn configure_sandbox(cfg: &mut ServiceConfig) {
+    cfg.service(sandbox_succeed).service(sandbox_fail);
+}
+
+/// Buy a plan for a card.
+///
+/// Requires an `Idempotency-Key`: a retry with the same key and body replays the first
+/// answer (status, body and `Location`, errors included) and never charges twice; the
+/// same key with another body is `422 idempotency_key_reused`; while the first request
+/// runs, `409 idempotency_request_in_progress`. Keys live 24 hours, per partner.
+/// Paid from the wallet, the order is `paid` at once with a receipt number.
+#[utoipa::path(
+    operation_id = "create_order",
+    tag = "orders",
+    params(("Idempotency-Key" = String, Header, description = "Unique per purchase, e.g. a UUID; reuse it only to retry")),
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "Placed; `Location` names the order.", body = Order,
+         headers(("Location" = String))),
+        (status = 400, description = "Malformed body, unknown field, or no `Idempotency-Key`.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 402, description = "`insufficient_funds`: nothing was charged or written.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "No such card among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`card_suspended`, or `idempotency_request_in_progress`.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "`plan_not_available_for_card`, `currency_not_offered`, `payment_method_unavailable`, \
+`idempotency_key_reused` or invalid fields.", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`payment_provider_rejected`: the provider refused the payment; retrying will not help.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`payment_provider_unavailable`: nothing was charged; retry with the same Idempotency-Key.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:write"]), ("bearer" = ["orders:write"]))
+)]
+#[post("/v1/orders")]
+async fn create_order(
+    auth: Authorized<require::OrdersWrite>,
+    req: HttpRequest,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    settings: web::Data<Settings>,
+    payments: web::Data<Payments>,
+    body: web::Json<NewOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let partner_id = auth.principal.partner_id;
+    let scope = idempotency::Scope::from_request(&req, &partner_id, &input, true)?;
+    let request = input.parse()?;
+    if request.payment_method == PaymentMethod::Wallet {
+        let smdp_address = settings.smdp_address.clone();
+        return checkout::place_wallet_order(&db, &clock, partner_id, request, smdp_address, scope)
+            .await;
+    }
+    let scope =
+        scope.ok_or_else(|| ApiError::internal("an order always has an idempotency scope"))?;
+    checkout::place_external_order(&db, &payments, &clock, partner_id, request, scope).await
+}
+
+/// Cancel an order that is `pending_payment` or `paid` and not yet activated.
+///
+/// A wallet payment is refunded by a ledger entry in the same transaction; the order
+/// shows `cancelled` and its refund.
+#[utoipa::path(
+    operation_id = "cancel_order",
+    tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Order),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state_transition`: it can no longer be cancelled.", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:write"]), ("bearer" = ["orders:write"]))
+)]
+#[post("/v1/orders/{id}/cancel")]
+async fn cancel_order(
+    auth: Authorized<require::OrdersWrite>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    payments: web::Data<Payments>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<Order>, ApiError> {
+    let order_id = id.into_inner().to_string();
+    let partner_id = auth.principal.partner_id;
+    let order = cancellation::cancel(&db, &payments, &clock, partner_id, order_id).await?;
+    Ok(web::Json(Order::try_from(&order)?))
+}
+
+/// Confirm the renewal took effect, and learn the new validity.
+///
+/// Creates the term: an FM card's starts where its service ends (or now), an eSIM's starts
+/// now and replaces the current one. Days are `validity_days × 24 h` in UTC. The answer
+/// carries `effective_from`, `valid_until` and `previous_valid_until`; the order becomes
+/// `completed`. Confirming again answers `200` with the same body and changes nothing.
+#[utoipa::path(
+    operation_id = "confirm_activation",
+    tag = "activation",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    request_body(content = Option<Confirmation>, description = "Optional: the EID of the device (eSIM)"),
+    responses(
+        (status = 200, description = "Confirmed (now or before).", body = Activation),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`eid_mismatch`, or `invalid_state_transition` (not paid, or failed).", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "Invalid EID.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:write", "network"]), ("bearer" = ["orders:write", "network"]))
+)]
+#[post("/v1/orders/{id}/activation/confirm")]
+async fn confirm_activation(
+    auth: Authorized<require::OrdersWriteOrNetwork>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    id: web::Path<uuid::Uuid>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Json<Activation>, ApiError> {
+    let body = read_body(payload, MAX_BODY_BYTES).await?;
+    let confirmation: Confirmation = optional_json(&req, &body)?.unwrap_or_default();
+    let caller = if auth.principal.scopes.contains(Scope::Network) {
+        Caller::Network
+    } else {
+        Caller::Partner(auth.principal.partner_id)
+    };
+    let order_id = id.into_inner().to_string();
+    let now = clock.now_db();
+    let row = db
+        .transaction(move |conn| {
+            confirmation::confirm_in(conn, &caller, &order_id, &confirmation, now)
+        })
+        .await?;
+    Ok(web::Json(Activation::try_from(&row)?))
+}
+
+/// Report that the renewal could not be applied: the order fails and a wallet payment
+/// is refunded, once.
+#[utoipa::path(
+    operation_id = "fail_activation",
+    tag = "network",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    request_body = Failure,
+    responses(
+        (status = 200, body = Activation),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The activation is no longer pending.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing or overlong reason.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["network"]), ("bearer" = ["network"]))
+)]
+#[post("/v1/orders/{id}/activation/fail")]
+async fn fail_activation(
+    _auth: Authorized<require::Network>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    id: web::Path<uuid::Uuid>,
+    body: web::Json<Failure>,
+) -> Result<web::Json<Activation>, ApiError> {
+    let failure = body.into_inner();
+    let reason = failure.reason()?.to_owned();
+    let order_id = id.into_inner().to_string();
+    let now = clock.now_db();
+    let row = db
+        .transaction(move |conn| confirmation::fail_in(conn, &order_id, &reason, now))
+        .await?;
+    Ok(web::Json(Activation::try_from(&row)?))
+}
+
+/// What became of a delivered event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookReceipt {
+    pub received: bool,
+    /// `paid`, `failed`, `duplicate`, `no_change`, `refund` or `ignored`.
+    #[schema(example = "paid")]
+    pub outcome: &'static str,
+}
+
+/// What a settlement needs from the application.
+struct Settling<'a> {
+    db: &'a Db,
+    payments: &'a Payments,
+    clock: &'a Clock,
+    settings: &'a Settings,
+}
+
+impl Settling<'_> {
+    async fn settle(
+        &self,
+        provider: &'static str,
+        event: PaymentEvent,
+    ) -> Result<WebhookReceipt, ApiError> {
+        let settled = settlement::settle(
+            self.db,
+            self.payments,
+            self.clock,
+            provider,
+            event,
+            self.settings.smdp_address.clone(),
+        )
+        .await?;
+        Ok(WebhookReceipt {
+            received: true,
+            outcome: settled.label(),
+        })
+    }
+}
+
+fn signature_error(e: WebhookError) -> ApiError {
+    match e {
+        WebhookError::BadSignature(why) => ApiError::new(
+            ErrorCode::InvalidSignature,
+            format!("webhook refused: {why}"),
+        ),
+        WebhookError::Malformed(why) => {
+            ApiError::bad_request(format!("webhook event unreadable: {why}"))
+        }
+    }
+}
+
+/// Receive a payment provider's event.
+///
+/// The signature is checked first (`Stripe-Signature`: HMAC-SHA256 over `{t}.{body}`,
+/// 300 s tolerance): a bad or stale one is `400` and changes nothing. Each event id is
+/// applied once; a success settles the order (`paid`, activation created), a failure
+/// fails it; a success for an expired or cancelled order is refunded through the
+/// provider; a failure after a success changes nothing.
+#[utoipa::path(
+    operation_id = "receive_payment_webhook",
+    tag = "payments",
+    params(("provider" = String, Path, description = "`stripe`")),
+    request_body(content = String, description = "The provider's event, as sent", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Received (also for duplicates and ignored events).", body = WebhookReceipt),
+        (status = 400, description = "`invalid_signature`, or an unreadable event: nothing changed.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "No such provider configured.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order changed while the event was applied (e.g. it expired that instant): \
+nothing was recorded, the provider's retry applies it.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(())
+)]
+#[post("/v1/payments/webhooks/{provider}")]
+async fn webhook(
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    settings: web::Data<Settings>,
+    payments: web::Data<Payments>,
+    provider: web::Path<String>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Json<WebhookReceipt>, ApiError> {
+    let body = crate::http::extractors::read_body(payload, crate::http::extractors::MAX_BODY_BYTES)
+        .await?;
+    let provider = provider.into_inner();
+    let Some(Provider::Stripe(stripe)) = payments.by_name(&provider) else {
+        return Err(ApiError::not_found(format!(
+            "no webhook for provider `{provider}` here"
+        )));
+    };
+    let headers: &HeaderMap = req.headers();
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let event = stripe
+        .parse_webhook(signature, &body, clock.now().timestamp())
+        .map_err(signature_error)?;
+    let settling = Settling {
+        db: &db,
+        payments: &payments,
+        clock: &clock,
+        settings: &settings,
+    };
+    Ok(web::Json(settling.settle("stripe", event).await?))
+}
+
+async fn sandbox_event(
+    settling: Settling<'_>,
+    partner_id: String,
+    order_id: uuid::Uuid,
+    kind: EventKind,
+) -> Result<WebhookReceipt, ApiError> {
+    if !settling.payments.sandbox_enabled() {
+        return Err(ApiError::not_found("the sandbox is not enabled"));
+    }
+    let id = order_id.to_string();
+    let order = settling
+        .db
+        .run(move |conn| {
+            order_store::find_for_partner(conn, &partner_id, &id)?
+                .ok_or_else(|| orders::no_order(&id))
+        })
+        .await?;
+    if order.provider.as_deref() != Some("sandbox") {
+        return Err(ApiError::conflict(
+            "this order is not paid through the sandbox",
+        ));
+    }
+    let event = PaymentEvent {
+        event_id: format!("sbx_evt_{}", uuid::Uuid::now_v7().simple()),
+        kind,
+        provider_payment_id: order.provider_payment_id.clone().ok_or_else(|| {
+            ApiError::conflict("this order has no sandbox payment yet; retry the order first")
+        })?,
+        order_id: Some(order.id),
+    };
+    settling.settle("sandbox", event).await
+}
+
+/// Sandbox: the payer pays (settles the order as a provider's success event would).
+#[utoipa::path(
+    operation_id = "sandbox_payment_succeed",
+    tag = "sandbox",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = WebhookReceipt),
+        (status = 404, description = "No such order among yours, or no sandbox.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a sandbox payment.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:write"]), ("bearer" = ["orders:write"]))
+)]
+#[post("/v1/sandbox/payments/{id}/succeed")]
+async fn sandbox_succeed(
+    auth: Authorized<require::OrdersWrite>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    settings: web::Data<Settings>,
+    payments: web::Data<Payments>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<WebhookReceipt>, ApiError> {
+    let settling = Settling {
+        db: &db,
+        payments: &payments,
+        clock: &clock,
+        settings: &settings,
+    };
+    Ok(web::Json(
+        sandbox_event(
+            settling,
+            auth.principal.partner_id,
+            id.into_inner(),
+            EventKind::Succeeded,
+        )
+        .await?,
+    ))
+}
+
+/// Sandbox: the payment fails.
+#[utoipa::path(
+    operation_id = "sandbox_payment_fail",
+    tag = "sandbox",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = WebhookReceipt),
+        (status = 404, description = "No such order among yours, or no sandbox.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a sandbox payment.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:write"]), ("bearer" = ["orders:write"]))
+)]
+#[post("/v1/sandbox/payments/{id}/fail")]
+async fn sandbox_fail(
+    auth: Authorized<require::OrdersWrite>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    settings: web::Data<Settings>,
+    payments: web::Data<Payments>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<WebhookReceipt>, ApiError> {
+    let settling = Settling {
+        db: &db,
+        payments: &payments,
+        clock: &clock,
+        settings: &settings,
+    };
+    Ok(web::Json(
+        sandbox_event(
+            settling,
+            auth.principal.partner_id,
+            id.into_inner(),
+            EventKind::Failed,
+        )
+        .await?,
+    ))
+}

@@ -1,0 +1,81 @@
+//! The application's shared state: the database, the clock, the settings and each
+//! capability's long-lived parts, built once at start. `app` registers each part with
+//! actix on its own; handlers take the parts they need, never the whole.
+
+use std::sync::Arc;
+
+use crate::auth::keys::KeyRing;
+use crate::auth::rate_limit::TokenRateLimits;
+use crate::auth::tokens::{TokenPolicy, TokenService};
+use crate::auth::{secrets, Authenticator};
+use crate::catalog::CatalogCache;
+use crate::clock::Clock;
+use crate::config::{PaymentSettings, ProviderKind, Settings};
+use crate::db::Db;
+use crate::payments::{sandbox::Sandbox, stripe::Stripe, Payments, Provider};
+
+/// Everything requests and sweeps share. Holds no per-request state: instances are
+/// interchangeable. Cheap to clone: the parts are shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Clock,
+    pub settings: Arc<Settings>,
+    pub auth: Arc<Authenticator>,
+    pub catalog: Arc<CatalogCache>,
+    pub payments: Arc<Payments>,
+}
+
+impl AppState {
+    /// Prepares everything a request may need. Blocking: it may read or create the
+    /// token signing key in the database, so the schema must be migrated first.
+    pub fn load(settings: Settings, db: Db, clock: Clock) -> Result<Self, String> {
+        let auth = &settings.auth;
+        let keys = db
+            .run_blocking(|conn| KeyRing::load(auth.algorithm, &auth.key_source, conn))
+            .map_err(|e| format!("token signing keys: {e}"))?;
+        let tokens = TokenService::new(
+            keys,
+            TokenPolicy {
+                issuer: auth.issuer.clone(),
+                audience: auth.audience.clone(),
+                lifetime: auth.token_lifetime,
+            },
+        );
+        let limits = TokenRateLimits::new(auth.token_rate_per_client, auth.token_rate_per_address);
+        let authenticator = Authenticator::new(tokens, limits, auth.credential_check_interval);
+        secrets::warm_up();
+        let payments = build_payments(&settings.payments)?;
+        Ok(Self {
+            db,
+            clock,
+            settings: Arc::new(settings),
+            auth: Arc::new(authenticator),
+            catalog: Arc::new(CatalogCache::default()),
+            payments: Arc::new(payments),
+        })
+    }
+}
+
+fn build_payments(settings: &PaymentSettings) -> Result<Payments, String> {
+    let methods_of = |kind: ProviderKind| -> Vec<_> {
+        settings
+            .routes
+            .iter()
+            .filter(|(_, p)| *p == kind)
+            .map(|(m, _)| *m)
+            .collect()
+    };
+    let mut payments = Payments::new(settings.order_ttl);
+    if let Some(config) = &settings.stripe {
+        payments = payments.with(
+            Provider::Stripe(Stripe::new(config.clone())?),
+            &methods_of(ProviderKind::Stripe),
+        );
+    }
+    let sandboxed = methods_of(ProviderKind::Sandbox);
+    if !sandboxed.is_empty() {
+        payments = payments.with(Provider::Sandbox(Sandbox), &sandboxed);
+    }
+    Ok(payments)
+}

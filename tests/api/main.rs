@@ -1,0 +1,17 @@
+//! The HTTP test suite, one test crate (`cargo test --test api`) so that it links once.
+//! Each module is one capability; `helpers` is the shared harness and comes first, so
+//! its macros (`on_both_backends!`) are in scope in every module after it.
+
+#[macro_use]
+mod helpers;
+
+mod activation;
+mod auth;
+mod cards;
+mod catalog;
+mod demo;
+mod foundation;
+mod openapi;
+mod orders;
+mod partners;
+mod payments;
