@@ -418,6 +418,51 @@ pub async fn grant_term(
     .await
 }
 
+/// Suspends or resumes a card (`404` if there is none).
+pub async fn set_suspended(
+    db: &Db,
+    iccid: String,
+    suspended: bool,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let key = iccid.clone();
+    let found = db
+        .transaction(move |conn| {
+            store::set_suspended(conn, &key, suspended, now).map_err(ApiError::from)
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::not_found(format!("no card {iccid}")));
+    }
+    Ok(())
+}
+
+/// Gives a card to another partner (`422` naming `partner_id` if there is no such
+/// partner, `404` if there is no such card).
+pub async fn move_card(
+    db: &Db,
+    iccid: String,
+    partner_id: String,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let key = iccid.clone();
+    let found = db
+        .transaction(move |conn| {
+            if partner_store::find_partner(conn, &partner_id)?.is_none() {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    "partner_id",
+                    "no such partner",
+                )]));
+            }
+            store::set_owner(conn, &key, &partner_id, now).map_err(ApiError::from)
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::not_found(format!("no card {iccid}")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! suspend, resume, move cards and grant terms (scope `admin`).
 
 use actix_web::{get, post, web, HttpResponse};
+use chrono::NaiveDateTime;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::model::{
@@ -12,10 +13,9 @@ use super::{store, MAX_IMPORT_BATCH};
 use crate::auth::principal::{require, Authorized};
 use crate::clock::Clock;
 use crate::db::{stored_uuid, Db};
-use crate::domain::{time, Iccid};
+use crate::domain::Iccid;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::pagination::PageQuery;
-use crate::partners::store as partner_store;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_cards)
@@ -157,9 +157,8 @@ async fn import_cards(
     Ok(HttpResponse::Created().json(CardImportResult { imported }))
 }
 
-async fn admin_card(db: &Db, iccid: String) -> Result<AdminCard, ApiError> {
+async fn admin_card(db: &Db, iccid: String, now: NaiveDateTime) -> Result<AdminCard, ApiError> {
     db.run(move |conn| {
-        let now = time::to_db(time::now());
         let card = store::find_card(conn, &iccid)?
             .ok_or_else(|| ApiError::not_found(format!("no card {iccid}")))?;
         let terms = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
@@ -184,25 +183,22 @@ async fn admin_card(db: &Db, iccid: String) -> Result<AdminCard, ApiError> {
 async fn get_admin_card(
     _auth: Authorized<require::Admin>,
     db: web::Data<Db>,
+    clock: web::Data<Clock>,
     iccid: web::Path<Iccid>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
     Ok(web::Json(
-        admin_card(&db, iccid.into_inner().to_string()).await?,
+        admin_card(&db, iccid.into_inner().to_string(), clock.now_db()).await?,
     ))
 }
 
-async fn set_suspended(db: &Db, iccid: String, suspended: bool) -> Result<AdminCard, ApiError> {
-    let now = time::to_db(time::now());
-    let key = iccid.clone();
-    let found = db
-        .transaction(move |conn| {
-            store::set_suspended(conn, &key, suspended, now).map_err(ApiError::from)
-        })
-        .await?;
-    if !found {
-        return Err(ApiError::not_found(format!("no card {iccid}")));
-    }
-    admin_card(db, iccid).await
+async fn set_suspended(
+    db: &Db,
+    iccid: String,
+    suspended: bool,
+    now: NaiveDateTime,
+) -> Result<AdminCard, ApiError> {
+    super::set_suspended(db, iccid.clone(), suspended, now).await?;
+    admin_card(db, iccid, now).await
 }
 
 /// Suspend a card: it cannot be renewed until resumed.
@@ -217,10 +213,11 @@ async fn set_suspended(db: &Db, iccid: String, suspended: bool) -> Result<AdminC
 async fn suspend_card(
     _auth: Authorized<require::Admin>,
     db: web::Data<Db>,
+    clock: web::Data<Clock>,
     iccid: web::Path<Iccid>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
     Ok(web::Json(
-        set_suspended(&db, iccid.into_inner().to_string(), true).await?,
+        set_suspended(&db, iccid.into_inner().to_string(), true, clock.now_db()).await?,
     ))
 }
 
@@ -236,10 +233,11 @@ async fn suspend_card(
 async fn resume_card(
     _auth: Authorized<require::Admin>,
     db: web::Data<Db>,
+    clock: web::Data<Clock>,
     iccid: web::Path<Iccid>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
     Ok(web::Json(
-        set_suspended(&db, iccid.into_inner().to_string(), false).await?,
+        set_suspended(&db, iccid.into_inner().to_string(), false, clock.now_db()).await?,
     ))
 }
 
@@ -260,28 +258,15 @@ async fn resume_card(
 async fn move_card(
     _auth: Authorized<require::Admin>,
     db: web::Data<Db>,
+    clock: web::Data<Clock>,
     iccid: web::Path<Iccid>,
     body: web::Json<CardMove>,
 ) -> Result<web::Json<AdminCard>, ApiError> {
     let iccid = iccid.into_inner().to_string();
     let partner_id = body.partner_id.to_string();
-    let now = time::to_db(time::now());
-    let key = iccid.clone();
-    let found = db
-        .transaction(move |conn| {
-            if partner_store::find_partner(conn, &partner_id)?.is_none() {
-                return Err(ApiError::validation(vec![FieldError::new(
-                    "partner_id",
-                    "no such partner",
-                )]));
-            }
-            store::set_owner(conn, &key, &partner_id, now).map_err(ApiError::from)
-        })
-        .await?;
-    if !found {
-        return Err(ApiError::not_found(format!("no card {iccid}")));
-    }
-    Ok(web::Json(admin_card(&db, iccid).await?))
+    let now = clock.now_db();
+    super::move_card(&db, iccid.clone(), partner_id, now).await?;
+    Ok(web::Json(admin_card(&db, iccid, now).await?))
 }
 
 /// Grant a term without an order (compensation, trials).

@@ -8,7 +8,7 @@ use crate::activation::store::{self as activation_store, ConfirmedTerm};
 use crate::activation::{self, renewal, ActivationRow, ActivationStatus, Caller, Confirmation};
 use crate::cards::{self, store as card_store};
 use crate::catalog::store as catalog_store;
-use crate::db::DbConnection;
+use crate::db::{Db, DbConnection};
 use crate::domain::CardType;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::orders::{self, state::OrderEvent};
@@ -124,4 +124,27 @@ pub fn fail_in(
     refunds::refund_to_wallet_in(conn, &failed, now)?;
     activation_store::find(conn, &order.id)?
         .ok_or_else(|| ApiError::internal("activation vanished"))
+}
+
+/// Confirms in one transaction of its own (see [`confirm_in`]).
+pub async fn confirm(
+    db: &Db,
+    caller: Caller,
+    order_id: String,
+    confirmation: Confirmation,
+    now: NaiveDateTime,
+) -> Result<ActivationRow, ApiError> {
+    db.transaction(move |conn| confirm_in(conn, &caller, &order_id, &confirmation, now))
+        .await
+}
+
+/// Fails in one transaction of its own (see [`fail_in`]).
+pub async fn fail(
+    db: &Db,
+    order_id: String,
+    reason: String,
+    now: NaiveDateTime,
+) -> Result<ActivationRow, ApiError> {
+    db.transaction(move |conn| fail_in(conn, &order_id, &reason, now))
+        .await
 }

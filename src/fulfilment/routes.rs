@@ -159,12 +159,7 @@ async fn confirm_activation(
         Caller::Partner(auth.principal.partner_id)
     };
     let order_id = id.into_inner().to_string();
-    let now = clock.now_db();
-    let row = db
-        .transaction(move |conn| {
-            confirmation::confirm_in(conn, &caller, &order_id, &confirmation, now)
-        })
-        .await?;
+    let row = confirmation::confirm(&db, caller, order_id, confirmation, clock.now_db()).await?;
     Ok(web::Json(Activation::try_from(&row)?))
 }
 
@@ -194,10 +189,7 @@ async fn fail_activation(
     let failure = body.into_inner();
     let reason = failure.reason()?.to_owned();
     let order_id = id.into_inner().to_string();
-    let now = clock.now_db();
-    let row = db
-        .transaction(move |conn| confirmation::fail_in(conn, &order_id, &reason, now))
-        .await?;
+    let row = confirmation::fail(&db, order_id, reason, clock.now_db()).await?;
     Ok(web::Json(Activation::try_from(&row)?))
 }
 

@@ -4,10 +4,12 @@ pub mod model;
 pub mod routes;
 pub mod store;
 
+use chrono::NaiveDateTime;
+
 use crate::auth::scopes::ScopeSet;
 use crate::auth::secrets;
 use crate::db::Db;
-use crate::domain::time;
+use crate::domain::{time, PartnerStatus};
 use crate::error::{ApiError, FieldError};
 use model::{CreatedPartner, IssuedCredential, NewPartner, Partner};
 
@@ -106,6 +108,43 @@ pub async fn issue_credential(
         client_secret: secret,
         created_at: now,
     })
+}
+
+/// Suspends or resumes a partner (`404` if there is none).
+pub async fn set_status(
+    db: &Db,
+    id: uuid::Uuid,
+    status: PartnerStatus,
+    now: NaiveDateTime,
+) -> Result<Partner, ApiError> {
+    let row = db
+        .transaction(move |conn| {
+            store::set_partner_status(conn, &id.to_string(), status, now).map_err(ApiError::from)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no partner {id}")))?;
+    Partner::try_from(row)
+}
+
+/// Revokes one of a partner's credentials (`404` if it has no such credential).
+pub async fn revoke_credential(
+    db: &Db,
+    id: uuid::Uuid,
+    client_id: String,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let key = client_id.clone();
+    let found = db
+        .transaction(move |conn| {
+            store::revoke_credential(conn, &id.to_string(), &key, now).map_err(ApiError::from)
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::not_found(format!(
+            "partner {id} has no credential {client_id}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

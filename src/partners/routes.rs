@@ -125,15 +125,9 @@ async fn set_status(
     id: uuid::Uuid,
     status: PartnerStatus,
 ) -> Result<Partner, ApiError> {
-    let now = time::to_db(time::now());
-    let row = db
-        .transaction(move |conn| {
-            store::set_partner_status(conn, &id.to_string(), status, now).map_err(ApiError::from)
-        })
-        .await?
-        .ok_or_else(|| no_partner(id))?;
+    let partner = super::set_status(db, id, status, time::to_db(time::now())).await?;
     authenticator.forget_credentials();
-    Partner::try_from(row)
+    Ok(partner)
 }
 
 /// Suspend a partner: its tokens stop working within the credential-check interval.
@@ -267,19 +261,7 @@ async fn revoke_credential(
     path: web::Path<(uuid::Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, client_id) = path.into_inner();
-    let now = time::to_db(time::now());
-    let found = {
-        let client_id = client_id.clone();
-        db.transaction(move |conn| {
-            store::revoke_credential(conn, &id.to_string(), &client_id, now).map_err(ApiError::from)
-        })
-        .await?
-    };
-    if !found {
-        return Err(ApiError::not_found(format!(
-            "partner {id} has no credential {client_id}"
-        )));
-    }
+    super::revoke_credential(&db, id, client_id, time::to_db(time::now())).await?;
     authenticator.forget_credentials();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,40 +2,31 @@
 //! exactly once per record id, each record wholly or not at all.
 
 pub mod routes;
+pub mod store;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::schema::{cards, terms, usage_records};
 use crate::db::{Db, DbConnection};
-use crate::domain::time;
-use crate::error::{ApiError, TxError};
+use crate::domain::{time, Iccid};
+use crate::error::{ApiError, FieldError, TxError};
 
 pub const MAX_BATCH: usize = 1000;
 const MAX_RECORD_ID: usize = 128;
 /// A petabyte: far beyond one record, far below the counters' range.
 const MAX_QUANTITY: i64 = 1_000_000_000_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UsageKind {
-    /// `quantity` in bytes.
-    Data,
-    /// `quantity` in seconds; counted in whole minutes, rounded up per record.
-    Voice,
-    /// `quantity` in messages.
-    Sms,
-}
-
-impl UsageKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            UsageKind::Data => "data",
-            UsageKind::Voice => "voice",
-            UsageKind::Sms => "sms",
-        }
+crate::db::stored_enum! {
+    /// What a usage record counts.
+    #[derive(ToSchema)]
+    pub enum UsageKind {
+        /// `quantity` in bytes.
+        Data = "data",
+        /// `quantity` in seconds; counted in whole minutes, rounded up per record.
+        Voice = "voice",
+        /// `quantity` in messages.
+        Sms = "sms",
     }
 }
 
@@ -45,6 +36,7 @@ pub struct UsageRecord {
     /// The network's id for this record; a record id is applied once, ever.
     #[schema(example = "cdr-2026-11-25-000042")]
     pub id: String,
+    /// 18–20 digits ending in a Luhn check digit.
     #[schema(example = "89860012345678901238")]
     pub iccid: String,
     pub kind: UsageKind,
@@ -108,60 +100,68 @@ fn apply(
     record: &UsageRecord,
     received_at: NaiveDateTime,
 ) -> Result<Applied, TxError> {
-    let seen = usage_records::table
-        .find(&record.id)
-        .count()
-        .get_result::<i64>(conn)?;
-    if seen > 0 {
+    if store::is_recorded(conn, &record.id)? {
         return Ok(Applied::Duplicate);
     }
-    let card_exists = cards::table
-        .find(&record.iccid)
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if !card_exists {
+    if !store::card_exists(conn, &record.iccid)? {
         return Ok(Applied::Rejected("unknown ICCID".into()));
     }
     let at = time::to_db(record.occurred_at);
-    let term_id = terms::table
-        .filter(terms::iccid.eq(&record.iccid))
-        .filter(terms::valid_from.le(at))
-        .filter(terms::valid_until.gt(at))
-        .select(terms::id)
-        .first::<String>(conn)
-        .optional()?;
-    let Some(term_id) = term_id else {
+    let Some(term_id) = store::term_at(conn, &record.iccid, at)? else {
         return Ok(Applied::Rejected(
             "no term of this card was current at occurred_at".into(),
         ));
     };
     let amount = charged(record.kind, record.quantity);
-    diesel::insert_into(usage_records::table)
-        .values((
-            usage_records::id.eq(&record.id),
-            usage_records::iccid.eq(&record.iccid),
-            usage_records::term_id.eq(&term_id),
-            usage_records::kind.eq(record.kind.as_str()),
-            usage_records::quantity.eq(record.quantity),
-            usage_records::charged.eq(amount),
-            usage_records::occurred_at.eq(at),
-            usage_records::received_at.eq(received_at),
-        ))
-        .execute(conn)?;
-    let term = terms::table.find(&term_id);
-    match record.kind {
-        UsageKind::Data => diesel::update(term)
-            .set(terms::data_used_bytes.eq(terms::data_used_bytes + amount))
-            .execute(conn)?,
-        UsageKind::Voice => diesel::update(term)
-            .set(terms::voice_used_minutes.eq(terms::voice_used_minutes + amount))
-            .execute(conn)?,
-        UsageKind::Sms => diesel::update(term)
-            .set(terms::sms_used.eq(terms::sms_used + amount))
-            .execute(conn)?,
-    };
+    store::insert(
+        conn,
+        &store::NewUsage {
+            id: &record.id,
+            iccid: &record.iccid,
+            term_id: &term_id,
+            kind: record.kind,
+            quantity: record.quantity,
+            charged: amount,
+            occurred_at: at,
+            received_at,
+        },
+    )?;
+    if !store::add_to_counter(conn, &term_id, record.kind, amount)? {
+        return Ok(Applied::Rejected(
+            "the term's usage counter cannot hold this much more".into(),
+        ));
+    }
     Ok(Applied::Accepted)
+}
+
+impl UsageBatch {
+    /// The batch's shape: 1 to `MAX_BATCH` records, each ICCID a valid one (`422` naming
+    /// `records[i].iccid` otherwise; nothing of the batch is applied).
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.records.is_empty() || self.records.len() > MAX_BATCH {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "records",
+                format!("send 1 to {MAX_BATCH} records"),
+            )]));
+        }
+        let errors: Vec<FieldError> = self
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, record)| {
+                record
+                    .iccid
+                    .parse::<Iccid>()
+                    .err()
+                    .map(|e| FieldError::new(format!("records[{i}].iccid"), e))
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
 }
 
 /// Applies a batch record by record. Records are taken in id order so that concurrent

@@ -3,11 +3,11 @@
 use actix_web::{post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{UsageBatch, UsageOutcome, MAX_BATCH};
+use super::{UsageBatch, UsageOutcome};
 use crate::auth::principal::{require, Authorized};
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(report_usage);
@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     responses(
         (status = 200, description = "What was applied, what was a duplicate, what was rejected and why.", body = UsageOutcome),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Empty or oversized batch.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or oversized batch, or a malformed ICCID (`records[i].iccid`): nothing applied.",
+         body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["network"]), ("bearer" = ["network"]))
 )]
@@ -39,12 +40,7 @@ async fn report_usage(
     body: web::Json<UsageBatch>,
 ) -> Result<web::Json<UsageOutcome>, ApiError> {
     let batch = body.into_inner();
-    if batch.records.is_empty() || batch.records.len() > MAX_BATCH {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "records",
-            format!("send 1 to {MAX_BATCH} records"),
-        )]));
-    }
+    batch.check()?;
     Ok(web::Json(
         super::apply_batch(&db, batch, clock.now_db()).await?,
     ))

@@ -4,18 +4,18 @@
 //! of requests, on any number of instances, can take a wallet below zero.
 
 pub mod routes;
+pub mod store;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::schema::{ledger_entries, wallet_balances};
+use crate::db::schema::ledger_entries;
 use crate::db::stored_uuid;
-use crate::db::{is_unique_violation, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::{time, Currency, MinorUnits, Money};
 use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::pagination::PageRequest;
 
 /// Largest single credit, in minor units: a typo guard, not a business limit.
 pub const MAX_CREDIT: MinorUnits = MinorUnits::new(1_000_000_000_000);
@@ -197,49 +197,6 @@ pub fn credit_in(
     LedgerEntry::try_from(entry)
 }
 
-fn available(
-    conn: &mut DbConnection,
-    partner_id: &str,
-    currency: Currency,
-) -> QueryResult<MinorUnits> {
-    wallet_balances::table
-        .find((partner_id, currency))
-        .select(wallet_balances::available)
-        .first(conn)
-}
-
-/// Makes sure the wallet row exists (a savepoint, so losing an insert race to another
-/// transaction does not abort this one).
-fn ensure_wallet(
-    conn: &mut DbConnection,
-    partner_id: &str,
-    currency: Currency,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
-    let exists = wallet_balances::table
-        .find((partner_id, currency))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if exists {
-        return Ok(());
-    }
-    let inserted = conn.transaction(|conn| {
-        diesel::insert_into(wallet_balances::table)
-            .values((
-                wallet_balances::partner_id.eq(partner_id),
-                wallet_balances::currency.eq(currency),
-                wallet_balances::available.eq(MinorUnits::ZERO),
-                wallet_balances::updated_at.eq(now),
-            ))
-            .execute(conn)
-    });
-    match inserted {
-        Err(e) if is_unique_violation(&e) => Ok(()),
-        other => other.map(drop),
-    }
-}
-
 /// One addition to a wallet, as its ledger entry will record it.
 #[derive(Debug, Clone, Copy)]
 pub struct Movement<'a> {
@@ -265,14 +222,12 @@ fn append(
         currency,
         kind: movement.kind,
         amount: signed_amount,
-        balance_after: available(conn, movement.partner_id, currency)?,
+        balance_after: store::available(conn, movement.partner_id, currency)?,
         order_id: movement.order_id.map(str::to_owned),
         reference: movement.reference.map(str::to_owned),
         created_at: now,
     };
-    diesel::insert_into(ledger_entries::table)
-        .values(&row)
-        .execute(conn)?;
+    store::insert_entry(conn, &row)?;
     Ok(row)
 }
 
@@ -286,20 +241,15 @@ pub fn add(
         return Err(ApiError::internal("a wallet addition must be positive"));
     }
     let currency = movement.money.currency;
-    ensure_wallet(conn, movement.partner_id, currency, now)?;
-    let balance = available(conn, movement.partner_id, currency)?;
+    store::ensure_wallet(conn, movement.partner_id, currency, now)?;
+    let balance = store::available(conn, movement.partner_id, currency)?;
     if balance.checked_add(movement.money.amount).is_none() {
         return Err(ApiError::validation(vec![FieldError::new(
             "amount",
             "the wallet's balance would exceed the largest amount it can hold",
         )]));
     }
-    diesel::update(wallet_balances::table.find((movement.partner_id, currency)))
-        .set((
-            wallet_balances::available.eq(wallet_balances::available + movement.money.amount),
-            wallet_balances::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    store::increase(conn, movement.partner_id, movement.money, now)?;
     Ok(append(conn, &movement, movement.money.amount, now)?)
 }
 
@@ -313,17 +263,7 @@ pub fn debit(
     now: NaiveDateTime,
 ) -> Result<EntryRow, ApiError> {
     let Money { amount, currency } = price;
-    let taken = diesel::update(
-        wallet_balances::table
-            .find((partner_id, currency))
-            .filter(wallet_balances::available.ge(amount)),
-    )
-    .set((
-        wallet_balances::available.eq(wallet_balances::available - amount),
-        wallet_balances::updated_at.eq(now),
-    ))
-    .execute(conn)?;
-    if taken == 0 {
+    if !store::take_if_available(conn, partner_id, price, now)? {
         return Err(ApiError::new(
             ErrorCode::InsufficientFunds,
             format!(
@@ -342,36 +282,4 @@ pub fn debit(
         .checked_sub(amount)
         .ok_or_else(|| ApiError::internal("debit amount out of range"))?;
     Ok(append(conn, &movement, negated, now)?)
-}
-
-pub fn balances(conn: &mut DbConnection, partner_id: &str) -> QueryResult<Vec<WalletBalance>> {
-    Ok(wallet_balances::table
-        .filter(wallet_balances::partner_id.eq(partner_id))
-        .order(wallet_balances::currency)
-        .select((wallet_balances::currency, wallet_balances::available))
-        .load::<(Currency, MinorUnits)>(conn)?
-        .into_iter()
-        .map(|(currency, available)| WalletBalance {
-            currency,
-            available,
-        })
-        .collect())
-}
-
-/// Newest first; the cursor is the last entry id seen.
-pub fn entries(
-    conn: &mut DbConnection,
-    partner_id: &str,
-    page: &PageRequest,
-) -> QueryResult<Vec<EntryRow>> {
-    let mut query = ledger_entries::table
-        .filter(ledger_entries::partner_id.eq(partner_id.to_owned()))
-        .select(EntryRow::as_select())
-        .order(ledger_entries::id.desc())
-        .limit(page.fetch_limit())
-        .into_boxed();
-    if let Some(before) = &page.after {
-        query = query.filter(ledger_entries::id.lt(before.clone()));
-    }
-    query.load(conn)
 }

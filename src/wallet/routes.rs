@@ -33,7 +33,7 @@ async fn get_wallet(
 ) -> Result<web::Json<Wallet>, ApiError> {
     let partner_id = auth.principal.partner_id;
     let balances = db
-        .run(move |conn| super::balances(conn, &partner_id).map_err(ApiError::from))
+        .run(move |conn| super::store::balances(conn, &partner_id).map_err(ApiError::from))
         .await?;
     Ok(web::Json(Wallet { balances }))
 }
@@ -59,7 +59,7 @@ async fn list_transactions(
     let partner_id = auth.principal.partner_id;
     let rows = {
         let page = page.clone();
-        db.run(move |conn| super::entries(conn, &partner_id, &page).map_err(ApiError::from))
+        db.run(move |conn| super::store::entries(conn, &partner_id, &page).map_err(ApiError::from))
             .await?
     };
     let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());

@@ -350,6 +350,45 @@ async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp
     assert_eq!(ids, ["bad-1", "bad-2", "bad-3"]);
     assert_eq!(used_bytes(&app, &w.partner, &card).await, 0);
 
+    // A malformed ICCID is refused at the edge, naming the record; the valid record
+    // beside it is not applied either.
+    let malformed = json!({"records": [
+        {"id": "ok-1", "iccid": card, "kind": "data", "quantity": 5, "occurred_at": Utc::now()},
+        {"id": "bad-4", "iccid": "8986001", "kind": "data", "quantity": 5, "occurred_at": Utc::now()},
+    ]});
+    let problem = assert_problem(
+        app.post_json("/v1/network/usage", &network, &malformed)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&problem), ["records[1].iccid"]);
+    assert_eq!(used_bytes(&app, &w.partner, &card).await, 0);
+
+    // A counter that cannot hold more refuses the record instead of wrapping or
+    // turning into a float; the counter keeps its value.
+    let near_full = i64::MAX - 10;
+    let sql = format!("UPDATE terms SET data_used_bytes = {near_full} WHERE iccid = '{card}'");
+    app.store
+        .run_blocking(|conn| {
+            diesel::connection::SimpleConnection::batch_execute(conn, &sql)
+                .map_err(simrenew::db::DbError::from)
+        })
+        .unwrap();
+    let huge = json!({"records": [
+        {"id": "huge-1", "iccid": card, "kind": "data", "quantity": 1_000_000_000_000_000_i64, "occurred_at": Utc::now()},
+    ]});
+    let outcome: Value = app
+        .post_json("/v1/network/usage", &network, &huge)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outcome["accepted"], 0, "{outcome}");
+    assert_eq!(outcome["rejected"][0]["id"], "huge-1");
+    assert_eq!(used_bytes(&app, &w.partner, &card).await, near_full);
+
     let empty = app
         .post_json("/v1/network/usage", &network, &json!({"records": []}))
         .await;

@@ -1,0 +1,130 @@
+//! Wallet queries: the running balances and the ledger. A balance changes only in the
+//! transaction of the ledger entry that explains it (the callers in `wallet` see to it).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{EntryRow, WalletBalance};
+use crate::db::schema::{ledger_entries, wallet_balances};
+use crate::db::{is_unique_violation, DbConnection};
+use crate::domain::{Currency, MinorUnits, Money};
+use crate::pagination::PageRequest;
+
+pub fn available(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    currency: Currency,
+) -> QueryResult<MinorUnits> {
+    wallet_balances::table
+        .find((partner_id, currency))
+        .select(wallet_balances::available)
+        .first(conn)
+}
+
+/// Makes sure the wallet row exists (a savepoint, so losing an insert race to another
+/// transaction does not abort this one).
+pub fn ensure_wallet(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    currency: Currency,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let exists = wallet_balances::table
+        .find((partner_id, currency))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if exists {
+        return Ok(());
+    }
+    let inserted = conn.transaction(|conn| {
+        diesel::insert_into(wallet_balances::table)
+            .values((
+                wallet_balances::partner_id.eq(partner_id),
+                wallet_balances::currency.eq(currency),
+                wallet_balances::available.eq(MinorUnits::ZERO),
+                wallet_balances::updated_at.eq(now),
+            ))
+            .execute(conn)
+    });
+    match inserted {
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Adds `money` to an existing wallet.
+pub fn increase(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    money: Money,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(wallet_balances::table.find((partner_id, money.currency)))
+        .set((
+            wallet_balances::available.eq(wallet_balances::available + money.amount),
+            wallet_balances::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Takes `money` only if the wallet holds at least that much, in one conditional update:
+/// `false` (and nothing changed) otherwise, whatever runs beside it.
+pub fn take_if_available(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    money: Money,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        wallet_balances::table
+            .find((partner_id, money.currency))
+            .filter(wallet_balances::available.ge(money.amount)),
+    )
+    .set((
+        wallet_balances::available.eq(wallet_balances::available - money.amount),
+        wallet_balances::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+pub fn insert_entry(conn: &mut DbConnection, row: &EntryRow) -> QueryResult<()> {
+    diesel::insert_into(ledger_entries::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn balances(conn: &mut DbConnection, partner_id: &str) -> QueryResult<Vec<WalletBalance>> {
+    Ok(wallet_balances::table
+        .filter(wallet_balances::partner_id.eq(partner_id))
+        .order(wallet_balances::currency)
+        .select((wallet_balances::currency, wallet_balances::available))
+        .load::<(Currency, MinorUnits)>(conn)?
+        .into_iter()
+        .map(|(currency, available)| WalletBalance {
+            currency,
+            available,
+        })
+        .collect())
+}
+
+/// Newest first; the cursor is the last entry id seen.
+pub fn entries(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    page: &PageRequest,
+) -> QueryResult<Vec<EntryRow>> {
+    let mut query = ledger_entries::table
+        .filter(ledger_entries::partner_id.eq(partner_id.to_owned()))
+        .select(EntryRow::as_select())
+        .order(ledger_entries::id.desc())
+        .limit(page.fetch_limit())
+        .into_boxed();
+    if let Some(before) = &page.after {
+        query = query.filter(ledger_entries::id.lt(before.clone()));
+    }
+    query.load(conn)
+}
