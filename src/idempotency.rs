@@ -32,6 +32,14 @@ const KEY_LIFETIME: TimeDelta = TimeDelta::hours(24);
 /// Longer than any request may take: a claim this old belongs to a request that died.
 const CLAIM_TIMEOUT: TimeDelta = TimeDelta::seconds(60);
 
+crate::db::stored_enum! {
+    /// Where a key's request stands.
+    pub enum KeyState {
+        InProgress = "in_progress",
+        Completed = "completed",
+    }
+}
+
 /// One request under one key.
 #[derive(Debug, Clone)]
 pub struct Scope {
@@ -144,7 +152,7 @@ enum Claim {
 
 type Row = (
     String,
-    String,
+    KeyState,
     chrono::NaiveDateTime,
     Option<i32>,
     Option<String>,
@@ -179,7 +187,7 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
                 idempotency_keys::partner_id.eq(&scope.partner_id),
                 idempotency_keys::idempotency_key.eq(&scope.key),
                 idempotency_keys::fingerprint.eq(&scope.fingerprint),
-                idempotency_keys::state.eq("in_progress"),
+                idempotency_keys::state.eq(KeyState::InProgress),
                 idempotency_keys::locked_until.eq(fence),
                 idempotency_keys::created_at.eq(now),
                 idempotency_keys::expires_at.eq(now + KEY_LIFETIME),
@@ -198,12 +206,16 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
             fresh_claim(conn)
         }
         Some((fingerprint, ..)) if fingerprint != scope.fingerprint => Ok(Claim::Mismatch),
-        Some((_, state, _, Some(status), location, Some(body), _, _)) if state == "completed" => {
+        Some((_, KeyState::Completed, _, Some(status), location, Some(body), _, _)) => {
             Ok(Claim::Replay(Reply {
                 status: u16::try_from(status)
                     .ok()
                     .and_then(|s| StatusCode::from_u16(s).ok())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    .ok_or_else(|| {
+                        diesel::result::Error::DeserializationError(
+                            format!("unreadable stored response status {status}").into(),
+                        )
+                    })?,
                 location,
                 body,
             }))
@@ -211,10 +223,10 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
         Some((_, _, locked_until, ..)) if locked_until > now => Ok(Claim::InProgress),
         // The request holding the claim died, or gave up, before finishing: take over, as a
         // compare-and-swap on the lock it held, so two retries cannot both take it.
-        Some((_, state, held_until, .., resource_id)) if state == "in_progress" => {
+        Some((_, KeyState::InProgress, held_until, .., resource_id)) => {
             let taken = diesel::update(
                 target
-                    .filter(idempotency_keys::state.eq("in_progress"))
+                    .filter(idempotency_keys::state.eq(KeyState::InProgress))
                     .filter(idempotency_keys::locked_until.eq(held_until)),
             )
             .set(idempotency_keys::locked_until.eq(fence))
@@ -252,7 +264,7 @@ macro_rules! held_row {
     ($scope:expr, $fence:expr) => {
         idempotency_keys::table
             .find((&$scope.partner_id, &$scope.key))
-            .filter(idempotency_keys::state.eq("in_progress"))
+            .filter(idempotency_keys::state.eq(KeyState::InProgress))
             .filter(idempotency_keys::locked_until.eq($fence))
     };
 }
@@ -265,7 +277,7 @@ fn record(
 ) -> QueryResult<()> {
     let updated = diesel::update(held_row!(scope, fence))
         .set((
-            idempotency_keys::state.eq("completed"),
+            idempotency_keys::state.eq(KeyState::Completed),
             idempotency_keys::response_status.eq(i32::from(reply.status.as_u16())),
             idempotency_keys::response_location.eq(&reply.location),
             idempotency_keys::response_body.eq(&reply.body),

@@ -47,5 +47,7 @@ mod tests {
         check(crate::catalog::model::Period::ALL, |v| v.as_str());
         check(crate::catalog::model::PlanStatus::ALL, |v| v.as_str());
         check(crate::error::ErrorCode::ALL, |v| v.as_str());
+        check(crate::idempotency::KeyState::ALL, |v| v.as_str());
+        check(crate::usage::UsageKind::ALL, |v| v.as_str());
     }
 }

@@ -202,24 +202,53 @@ pub struct WebhookReceipt {
     pub outcome: &'static str,
 }
 
-/// What a settlement needs from the application.
-struct Settling<'a> {
-    db: &'a Db,
-    payments: &'a Payments,
-    clock: &'a Clock,
-    settings: &'a Settings,
+/// What a settlement needs from the application, taken from it as one extractor.
+struct Settling {
+    db: web::Data<Db>,
+    payments: web::Data<Payments>,
+    clock: web::Data<Clock>,
+    settings: web::Data<Settings>,
 }
 
-impl Settling<'_> {
+impl actix_web::FromRequest for Settling {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let part = |missing: &str| ApiError::internal(format!("{missing} is not registered"));
+        std::future::ready((|| {
+            Ok(Self {
+                db: req
+                    .app_data::<web::Data<Db>>()
+                    .cloned()
+                    .ok_or_else(|| part("Db"))?,
+                payments: req
+                    .app_data::<web::Data<Payments>>()
+                    .cloned()
+                    .ok_or_else(|| part("Payments"))?,
+                clock: req
+                    .app_data::<web::Data<Clock>>()
+                    .cloned()
+                    .ok_or_else(|| part("Clock"))?,
+                settings: req
+                    .app_data::<web::Data<Settings>>()
+                    .cloned()
+                    .ok_or_else(|| part("Settings"))?,
+            })
+        })())
+    }
+}
+
+impl Settling {
     async fn settle(
         &self,
         provider: &'static str,
         event: PaymentEvent,
     ) -> Result<WebhookReceipt, ApiError> {
         let settled = settlement::settle(
-            self.db,
-            self.payments,
-            self.clock,
+            &self.db,
+            &self.payments,
+            &self.clock,
             provider,
             event,
             self.settings.smdp_address.clone(),
@@ -268,40 +297,31 @@ nothing was recorded, the provider's retry applies it.", body = Problem, content
 )]
 #[post("/v1/payments/webhooks/{provider}")]
 async fn webhook(
-    db: web::Data<Db>,
-    clock: web::Data<Clock>,
-    settings: web::Data<Settings>,
-    payments: web::Data<Payments>,
+    settling: Settling,
     provider: web::Path<String>,
     req: actix_web::HttpRequest,
     payload: web::Payload,
 ) -> Result<web::Json<WebhookReceipt>, ApiError> {
-    let body = crate::http::extractors::read_body(payload, crate::http::extractors::MAX_BODY_BYTES)
-        .await?;
+    // Refused before the body is read: an unconfigured provider holds no connection open.
     let provider = provider.into_inner();
-    let Some(Provider::Stripe(stripe)) = payments.by_name(&provider) else {
+    let Some(Provider::Stripe(stripe)) = settling.payments.by_name(&provider) else {
         return Err(ApiError::not_found(format!(
             "no webhook for provider `{provider}` here"
         )));
     };
+    let body = read_body(payload, MAX_BODY_BYTES).await?;
     let headers: &HeaderMap = req.headers();
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
     let event = stripe
-        .parse_webhook(signature, &body, clock.now().timestamp())
+        .parse_webhook(signature, &body, settling.clock.now().timestamp())
         .map_err(signature_error)?;
-    let settling = Settling {
-        db: &db,
-        payments: &payments,
-        clock: &clock,
-        settings: &settings,
-    };
     Ok(web::Json(settling.settle("stripe", event).await?))
 }
 
 async fn sandbox_event(
-    settling: Settling<'_>,
+    settling: Settling,
     partner_id: String,
     order_id: uuid::Uuid,
     kind: EventKind,
@@ -348,18 +368,9 @@ async fn sandbox_event(
 #[post("/v1/sandbox/payments/{id}/succeed")]
 async fn sandbox_succeed(
     auth: Authorized<require::OrdersWrite>,
-    db: web::Data<Db>,
-    clock: web::Data<Clock>,
-    settings: web::Data<Settings>,
-    payments: web::Data<Payments>,
+    settling: Settling,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<WebhookReceipt>, ApiError> {
-    let settling = Settling {
-        db: &db,
-        payments: &payments,
-        clock: &clock,
-        settings: &settings,
-    };
     Ok(web::Json(
         sandbox_event(
             settling,
@@ -386,18 +397,9 @@ async fn sandbox_succeed(
 #[post("/v1/sandbox/payments/{id}/fail")]
 async fn sandbox_fail(
     auth: Authorized<require::OrdersWrite>,
-    db: web::Data<Db>,
-    clock: web::Data<Clock>,
-    settings: web::Data<Settings>,
-    payments: web::Data<Payments>,
+    settling: Settling,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<WebhookReceipt>, ApiError> {
-    let settling = Settling {
-        db: &db,
-        payments: &payments,
-        clock: &clock,
-        settings: &settings,
-    };
     Ok(web::Json(
         sandbox_event(
             settling,
