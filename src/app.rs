@@ -114,23 +114,24 @@ pub struct ServerOptions {
 const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn spawn_housekeeping(state: AppState) {
-    use crate::fulfilment::{refunds, settlement};
+    use crate::fulfilment::{cancellation, refunds, settlement};
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         for round in 0_u64.. {
             tick.tick().await;
-            match settlement::expire_unpaid(&state.db, &state.clock, state.payments.order_ttl).await
-            {
+            let (db, payments, clock) = (&state.db, &state.payments, &state.clock);
+            match settlement::expire_unpaid(db, payments, clock, payments.order_ttl).await {
                 Ok(0) => {}
                 Ok(expired) => tracing::info!(expired, "unpaid orders expired"),
                 Err(e) => tracing::warn!(error = %e, "order expiry failed; will retry"),
             }
-            if let Ok(refunded) =
-                refunds::refund_owed(&state.db, &state.payments, &state.clock).await
-            {
-                if refunded > 0 {
-                    tracing::info!(refunded, "owed refunds made");
-                }
+            match refunds::refunds_due(db, payments, clock).await {
+                Ok(0) => {}
+                Ok(made) => tracing::info!(made, "due refunds made"),
+                Err(e) => tracing::warn!(error = %e, "refund sweep failed; will retry"),
+            }
+            if let Err(e) = cancellation::close_unclosed(db, payments, clock).await {
+                tracing::warn!(error = %e, "closing provider payments failed; will retry");
             }
             if round % 10 == 0 {
                 match crate::idempotency::purge_expired(&state.db, &state.clock).await {

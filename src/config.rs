@@ -1,6 +1,7 @@
 //! Settings, read once from flags or the environment and validated before anything starts.
 //! A bad value stops the process with one line naming the setting (clap does the naming).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use crate::auth::keys::{JwtAlgorithm, KeySource, KeyText};
 use crate::db::{DatabaseUrl, PoolOptions};
-use crate::domain::PaymentMethod;
+use crate::domain::{Currency, PaymentMethod};
 
 /// Where the data lives; shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -293,6 +294,72 @@ pub struct PaymentArgs {
     #[arg(long, env = "SIMRENEW_ORDER_TTL_S", default_value_t = 1800,
           value_parser = clap::value_parser!(u64).range(60..=86_400), global = true)]
     pub order_ttl_s: u64,
+
+    /// Currencies each external method takes, `method=CUR CUR …` pairs separated by `;`
+    /// (e.g. `alipay=CNY USD;wechat_pay=CNY`); a method left out takes the defaults
+    /// (Alipay and WeChat Pay: the presentment currencies Stripe documents for them;
+    /// cards: any). An order in another currency is `422 payment_method_unavailable`.
+    #[arg(
+        long,
+        env = "SIMRENEW_PAYMENT_CURRENCIES",
+        default_value = "",
+        global = true
+    )]
+    pub payment_currencies: String,
+}
+
+/// Presentment currencies Stripe documents for Alipay
+/// (https://docs.stripe.com/payments/alipay) and WeChat Pay
+/// (https://docs.stripe.com/payments/wechat-pay); which of them a merchant may use also
+/// depends on its country, which `SIMRENEW_PAYMENT_CURRENCIES` narrows.
+const ALIPAY_CURRENCIES: &str = "CNY AUD CAD EUR GBP HKD JPY SGD MYR NZD USD";
+const WECHAT_PAY_CURRENCIES: &str = "CNY AUD CAD EUR GBP HKD JPY SGD USD DKK NOK SEK CHF";
+
+fn parse_method(text: &str, setting: &str) -> Result<PaymentMethod, String> {
+    match text.trim() {
+        "card" => Ok(PaymentMethod::Card),
+        "alipay" => Ok(PaymentMethod::Alipay),
+        "wechat_pay" => Ok(PaymentMethod::WechatPay),
+        other => Err(format!(
+            "{setting}: unknown method `{other}` (card, alipay, wechat_pay)"
+        )),
+    }
+}
+
+fn parse_currencies(list: &str, setting: &str) -> Result<Vec<Currency>, String> {
+    list.split([' ', ','])
+        .filter(|c| !c.is_empty())
+        .map(|code| {
+            code.parse::<Currency>()
+                .map_err(|e| format!("{setting}: {e}"))
+        })
+        .collect()
+}
+
+/// The currencies each method takes: the documented defaults, overridden per method.
+fn method_currencies(text: &str) -> Result<HashMap<PaymentMethod, Vec<Currency>>, String> {
+    const SETTING: &str = "SIMRENEW_PAYMENT_CURRENCIES";
+    let mut taken = HashMap::from([
+        (
+            PaymentMethod::Alipay,
+            parse_currencies(ALIPAY_CURRENCIES, SETTING)?,
+        ),
+        (
+            PaymentMethod::WechatPay,
+            parse_currencies(WECHAT_PAY_CURRENCIES, SETTING)?,
+        ),
+    ]);
+    for pair in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (method, list) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{SETTING}: `{pair}` is not method=CURRENCIES"))?;
+        let currencies = parse_currencies(list, SETTING)?;
+        if currencies.is_empty() {
+            return Err(format!("{SETTING}: `{pair}` names no currency"));
+        }
+        taken.insert(parse_method(method, SETTING)?, currencies);
+    }
+    Ok(taken)
 }
 
 /// How to reach Stripe.
@@ -328,6 +395,8 @@ pub struct PaymentSettings {
     pub routes: Vec<(PaymentMethod, ProviderKind)>,
     pub stripe: Option<StripeConfig>,
     pub order_ttl: Duration,
+    /// Currencies a method takes; a method not listed takes any.
+    pub currencies: HashMap<PaymentMethod, Vec<Currency>>,
 }
 
 impl Default for PaymentSettings {
@@ -336,6 +405,7 @@ impl Default for PaymentSettings {
             routes: Vec::new(),
             stripe: None,
             order_ttl: Duration::from_secs(1800),
+            currencies: method_currencies("").unwrap_or_default(),
         }
     }
 }
@@ -366,16 +436,7 @@ impl PaymentArgs {
             let (method, provider) = pair.split_once('=').ok_or_else(|| {
                 format!("SIMRENEW_PAYMENT_METHODS: `{pair}` is not method=provider")
             })?;
-            let method = match method.trim() {
-                "card" => PaymentMethod::Card,
-                "alipay" => PaymentMethod::Alipay,
-                "wechat_pay" => PaymentMethod::WechatPay,
-                other => {
-                    return Err(format!(
-                    "SIMRENEW_PAYMENT_METHODS: unknown method `{other}` (card, alipay, wechat_pay)"
-                ))
-                }
-            };
+            let method = parse_method(method, "SIMRENEW_PAYMENT_METHODS")?;
             let provider = match provider.trim() {
                 "stripe" => ProviderKind::Stripe,
                 "sandbox" => ProviderKind::Sandbox,
@@ -410,6 +471,7 @@ impl PaymentArgs {
             routes,
             stripe,
             order_ttl: Duration::from_secs(self.order_ttl_s),
+            currencies: method_currencies(&self.payment_currencies)?,
         })
     }
 }

@@ -66,7 +66,7 @@ fn build_payments(settings: &PaymentSettings) -> Result<Payments, String> {
             .map(|(m, _)| *m)
             .collect()
     };
-    let mut payments = Payments::new(settings.order_ttl);
+    let mut payments = Payments::new(settings.order_ttl, settings.currencies.clone());
     if let Some(config) = &settings.stripe {
         payments = payments.with(
             Provider::Stripe(Stripe::new(config.clone())?),

@@ -174,7 +174,29 @@ diesel::table! {
         provider -> Nullable<Text>,
         provider_payment_id -> Nullable<Text>,
         next_action -> Nullable<Text>,
+        provider_session_id -> Nullable<Text>,
+        provider_attempt -> Integer,
+        provider_closed_at -> Nullable<Timestamp>,
+        payment_issue -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refunds (id) {
+        id -> Text,
+        order_id -> Text,
+        provider -> Text,
+        provider_payment_id -> Text,
         provider_refund_id -> Nullable<Text>,
+        amount -> BigInt,
+        currency -> Text,
+        status -> Text,
+        origin -> Text,
+        failure_reason -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -233,6 +255,7 @@ diesel::table! {
 }
 
 diesel::joinable!(activations -> orders (order_id));
+diesel::joinable!(refunds -> orders (order_id));
 diesel::joinable!(orders -> cards (iccid));
 diesel::joinable!(orders -> plans (plan_id));
 diesel::joinable!(cards -> partners (partner_id));
@@ -256,6 +279,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     usage_records,
     wallet_balances,
     ledger_entries,
+    refunds,
     orders,
     receipt_counters,
     idempotency_keys,

@@ -4,11 +4,11 @@
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::clock::Clock;
 use crate::db::{Db, DbConnection};
-use crate::domain::Money;
+use crate::domain::{time, Money};
 use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::{self, Reply};
 use crate::orders::model::{Order, OrderRequest, OrderRow};
@@ -89,21 +89,47 @@ fn insert_external_order_in(
     conn: &mut DbConnection,
     partner_id: &str,
     request: &OrderRequest,
-    provider: Option<&str>,
+    route: Result<&'static str, String>,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
     let priced = orders::price(conn, partner_id, request)?;
-    let provider = provider.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PaymentMethodUnavailable,
-            format!(
-                "`{}` payments are not enabled here; use `wallet`",
-                request.payment_method
-            ),
-        )
-    })?;
+    let provider = route.map_err(|why| ApiError::new(ErrorCode::PaymentMethodUnavailable, why))?;
     orders::insert_pending(conn, partner_id, request, &priced, Some(provider), now)
 }
+
+/// Which provider takes `request`'s payment, or why none does here.
+fn route_of(payments: &Payments, request: &OrderRequest) -> Result<&'static str, String> {
+    let provider = payments.for_method(request.payment_method).ok_or_else(|| {
+        format!(
+            "`{}` payments are not enabled here; use `wallet`",
+            request.payment_method
+        )
+    })?;
+    match payments.refuses_currency(request.payment_method, request.currency) {
+        Some(why) => Err(why),
+        None => Ok(provider.name()),
+    }
+}
+
+/// When the provider's payment page closes: with the order (its TTL) plus a margin, and
+/// never sooner than the provider allows (Stripe: 30 minutes after creation).
+fn payment_expires_at(
+    order: &OrderRow,
+    ttl: std::time::Duration,
+    now: NaiveDateTime,
+) -> chrono::DateTime<chrono::Utc> {
+    let ttl = TimeDelta::from_std(ttl).unwrap_or(TimeDelta::minutes(30));
+    let with_the_order = order.created_at + ttl + PAYMENT_PAGE_MARGIN;
+    let earliest_allowed = now + MIN_PAYMENT_PAGE_LIFETIME + PAYMENT_PAGE_MARGIN;
+    time::from_db(with_the_order.max(earliest_allowed))
+}
+
+/// Stripe's shortest Checkout Session lifetime
+/// (https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at).
+const MIN_PAYMENT_PAGE_LIFETIME: TimeDelta = TimeDelta::minutes(30);
+/// Slack between the order's expiry and the page's, so that clocks that differ a
+/// little never let the page outlive a closed order by much, nor close before it.
+const PAYMENT_PAGE_MARGIN: TimeDelta = TimeDelta::minutes(2);
 
 /// An external payment in three steps, each safe to interrupt: (1) the order, committed
 /// with the idempotency key pointing at it; (2) the provider's payment, made outside any
@@ -140,14 +166,11 @@ pub async fn place_external_order(
         }
         None => {
             let attach = held.clone();
-            let provider = payments
-                .for_method(request.payment_method)
-                .map(|p| p.name());
+            let route = route_of(payments, &request);
             let now = clock.now_db();
             let made = db
                 .transaction(move |conn| {
-                    let order =
-                        insert_external_order_in(conn, &partner_id, &request, provider, now)?;
+                    let order = insert_external_order_in(conn, &partner_id, &request, route, now)?;
                     attach.attach(conn, &order.id)?;
                     Ok::<_, ApiError>(order)
                 })
@@ -166,39 +189,54 @@ pub async fn place_external_order(
         }
     };
     // Step 2: the provider's payment, outside any transaction.
-    let payment =
-        if order.provider_payment_id.is_none() && order.status == OrderStatus::PendingPayment {
-            let provider = order
-                .provider
-                .as_deref()
-                .and_then(|name| payments.by_name(name));
-            let Some(provider) = provider else {
-                held.release(db, true).await;
-                return Err(ApiError::internal(
-                    "the order's payment provider is not configured",
-                ));
-            };
-            let request = PaymentRequest {
-                order_id: &order.id,
-                iccid: &order.iccid,
-                method: order.payment_method,
-                amount: order.amount,
-                currency: order.currency,
-            };
-            match provider.create_payment(&request).await {
-                Ok(payment) => Some(payment),
-                // Retrying the same would be refused the same way: that answer is the answer.
-                Err(rejected @ ProviderError::Rejected(_)) => {
-                    return held.refuse(db, &provider_error(rejected)).await
-                }
-                Err(unavailable) => {
-                    held.release(db, true).await;
-                    return Err(provider_error(unavailable));
-                }
-            }
-        } else {
-            None
+    let payment = if order.provider_payment_id.is_none()
+        && order.provider_session_id.is_none()
+        && order.status == OrderStatus::PendingPayment
+    {
+        let provider = order
+            .provider
+            .as_deref()
+            .and_then(|name| payments.by_name(name));
+        let Some(provider) = provider else {
+            held.release(db, true).await;
+            return Err(ApiError::internal(
+                "the order's payment provider is not configured",
+            ));
         };
+        let request = PaymentRequest {
+            order_id: &order.id,
+            iccid: &order.iccid,
+            method: order.payment_method,
+            amount: order.amount,
+            currency: order.currency,
+            attempt: order.provider_attempt,
+            expires_at: payment_expires_at(&order, payments.order_ttl, clock.now_db()),
+        };
+        match provider.create_payment(&request).await {
+            Ok(payment) => Some(payment),
+            // Retrying the same would be refused the same way: that answer is the answer.
+            Err(rejected @ ProviderError::Rejected(_)) => {
+                return held.refuse(db, &provider_error(rejected)).await
+            }
+            Err(unavailable) => {
+                // The provider keeps its answer to a key (failures too): the retry
+                // this answer invites must reach it under a new one.
+                let order_id = order.id.clone();
+                let bumped = db
+                    .transaction(move |conn| {
+                        order_store::next_provider_attempt(conn, &order_id).map_err(ApiError::from)
+                    })
+                    .await;
+                if let Err(e) = bumped {
+                    tracing::warn!(error = %e, "could not record a failed provider attempt");
+                }
+                held.release(db, true).await;
+                return Err(provider_error(unavailable));
+            }
+        }
+    } else {
+        None
+    };
     // Step 3: the provider's reference and the answer, together.
     let keeper = held.clone();
     let now = clock.now_db();
@@ -208,7 +246,8 @@ pub async fn place_external_order(
                 Some(payment) => orders::attach_payment(
                     conn,
                     &order,
-                    &payment.provider_payment_id,
+                    payment.payment_id.as_deref(),
+                    payment.session_id.as_deref(),
                     &payment.next_action,
                     now,
                 )?,

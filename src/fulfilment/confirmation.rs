@@ -8,10 +8,12 @@ use crate::activation::store::{self as activation_store, ConfirmedTerm};
 use crate::activation::{self, renewal, ActivationRow, ActivationStatus, Caller, Confirmation};
 use crate::cards::{self, store as card_store};
 use crate::catalog::store as catalog_store;
+use crate::clock::Clock;
 use crate::db::{Db, DbConnection};
 use crate::domain::CardType;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::orders::{self, state::OrderEvent};
+use crate::payments::Payments;
 
 use super::refunds;
 
@@ -121,7 +123,15 @@ pub fn fail_in(
         ));
     }
     let failed = orders::transition(conn, &order, OrderEvent::ActivationFailed, now)?;
-    refunds::refund_to_wallet_in(conn, &failed, now)?;
+    if failed.holds_external_payment() {
+        let payment_id = failed
+            .provider_payment_id
+            .clone()
+            .ok_or_else(|| ApiError::internal("a paid external order without its payment id"))?;
+        refunds::request_provider_refund_in(conn, &failed, &payment_id, failed.amount, now)?;
+    } else {
+        refunds::refund_to_wallet_in(conn, &failed, now)?;
+    }
     activation_store::find(conn, &order.id)?
         .ok_or_else(|| ApiError::internal("activation vanished"))
 }
@@ -138,13 +148,19 @@ pub async fn confirm(
         .await
 }
 
-/// Fails in one transaction of its own (see [`fail_in`]).
+/// Fails in one transaction of its own (see [`fail_in`]); an external payment is then
+/// refunded through its provider.
 pub async fn fail(
     db: &Db,
+    payments: &Payments,
+    clock: &Clock,
     order_id: String,
     reason: String,
-    now: NaiveDateTime,
 ) -> Result<ActivationRow, ApiError> {
-    db.transaction(move |conn| fail_in(conn, &order_id, &reason, now))
-        .await
+    let now = clock.now_db();
+    let row = db
+        .transaction(move |conn| fail_in(conn, &order_id, &reason, now))
+        .await?;
+    refunds::make_refunds_of(db, payments, clock, row.order_id.clone()).await?;
+    Ok(row)
 }

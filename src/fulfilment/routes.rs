@@ -3,13 +3,13 @@
 //! stand-in for a payer).
 
 use actix_web::http::header::HeaderMap;
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::settlement;
-use super::{cancellation, checkout, confirmation};
+use super::{cancellation, checkout, confirmation, refunds};
 use crate::activation::{Activation, Caller, Confirmation, Failure};
 use crate::auth::principal::{require, Authorized};
 use crate::auth::scopes::Scope;
@@ -22,11 +22,13 @@ use crate::http::extractors::{optional_json, read_body, MAX_BODY_BYTES};
 use crate::idempotency;
 use crate::orders::model::{NewOrder, Order};
 use crate::orders::{self, store as order_store};
+use crate::payments::refunds::{Refund, RefundList};
 use crate::payments::{EventKind, PaymentEvent, Payments, Provider, WebhookError};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_order)
         .service(cancel_order)
+        .service(list_order_refunds)
         .service(confirm_activation)
         .service(fail_activation)
         .service(webhook);
@@ -95,7 +97,9 @@ async fn create_order(
 /// Cancel an order that is `pending_payment` or `paid` and not yet activated.
 ///
 /// A wallet payment is refunded by a ledger entry in the same transaction; the order
-/// shows `cancelled` and its refund.
+/// shows `cancelled` and its refund. An external payment is refunded through its
+/// provider (`GET /v1/orders/{id}/refunds` follows it: Alipay and WeChat Pay refunds
+/// are asynchronous); an unpaid one is closed at the provider so nobody pays it late.
 #[utoipa::path(
     operation_id = "cancel_order",
     tag = "orders",
@@ -120,6 +124,38 @@ async fn cancel_order(
     let partner_id = auth.principal.partner_id;
     let order = cancellation::cancel(&db, &payments, &clock, partner_id, order_id).await?;
     Ok(web::Json(Order::try_from(&order)?))
+}
+
+/// The refunds of an order's external payment, oldest first: each `requested` (decided,
+/// not yet accepted by the provider; retried while it is down, at most 6 times),
+/// `pending` (accepted; the provider tells the outcome later), `succeeded` or `failed`
+/// (final, with `failure_reason`). Refunds made at the provider are listed too
+/// (`origin: provider`). Wallet refunds are ledger entries, not listed here.
+#[utoipa::path(
+    operation_id = "list_order_refunds",
+    tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = RefundList),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
+)]
+#[get("/v1/orders/{id}/refunds")]
+async fn list_order_refunds(
+    auth: Authorized<require::OrdersRead>,
+    db: web::Data<Db>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<RefundList>, ApiError> {
+    let order_id = id.into_inner().to_string();
+    let partner_id = auth.principal.partner_id;
+    let rows = refunds::refunds_of(&db, partner_id, order_id).await?;
+    Ok(web::Json(RefundList {
+        data: rows
+            .iter()
+            .map(Refund::try_from)
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// Confirm the renewal took effect, and learn the new validity.
@@ -181,15 +217,21 @@ async fn confirm_activation(
 #[post("/v1/orders/{id}/activation/fail")]
 async fn fail_activation(
     _auth: Authorized<require::Network>,
-    db: web::Data<Db>,
-    clock: web::Data<Clock>,
+    settling: Settling,
     id: web::Path<uuid::Uuid>,
     body: web::Json<Failure>,
 ) -> Result<web::Json<Activation>, ApiError> {
     let failure = body.into_inner();
     let reason = failure.reason()?.to_owned();
     let order_id = id.into_inner().to_string();
-    let row = confirmation::fail(&db, order_id, reason, clock.now_db()).await?;
+    let row = confirmation::fail(
+        &settling.db,
+        &settling.payments,
+        &settling.clock,
+        order_id,
+        reason,
+    )
+    .await?;
     Ok(web::Json(Activation::try_from(&row)?))
 }
 
@@ -320,11 +362,17 @@ async fn webhook(
     Ok(web::Json(settling.settle("stripe", event).await?))
 }
 
+/// What the sandbox's payer does.
+enum Outcome {
+    Succeeded,
+    Failed,
+}
+
 async fn sandbox_event(
     settling: Settling,
     partner_id: String,
     order_id: uuid::Uuid,
-    kind: EventKind,
+    outcome: Outcome,
 ) -> Result<WebhookReceipt, ApiError> {
     if !settling.payments.sandbox_enabled() {
         return Err(ApiError::not_found("the sandbox is not enabled"));
@@ -342,12 +390,21 @@ async fn sandbox_event(
             "this order is not paid through the sandbox",
         ));
     }
+    // The sandbox pays exactly what the order asks, as a well-behaved provider would.
+    let kind = match outcome {
+        Outcome::Succeeded => EventKind::Succeeded {
+            amount: order.amount,
+            currency: Some(order.currency),
+        },
+        Outcome::Failed => EventKind::Failed,
+    };
     let event = PaymentEvent {
         event_id: format!("sbx_evt_{}", uuid::Uuid::now_v7().simple()),
         kind,
-        provider_payment_id: order.provider_payment_id.clone().ok_or_else(|| {
+        payment_id: Some(order.provider_payment_id.clone().ok_or_else(|| {
             ApiError::conflict("this order has no sandbox payment yet; retry the order first")
-        })?,
+        })?),
+        session_id: None,
         order_id: Some(order.id),
     };
     settling.settle("sandbox", event).await
@@ -376,7 +433,7 @@ async fn sandbox_succeed(
             settling,
             auth.principal.partner_id,
             id.into_inner(),
-            EventKind::Succeeded,
+            Outcome::Succeeded,
         )
         .await?,
     ))
@@ -405,7 +462,7 @@ async fn sandbox_fail(
             settling,
             auth.principal.partner_id,
             id.into_inner(),
-            EventKind::Failed,
+            Outcome::Failed,
         )
         .await?,
     ))

@@ -68,26 +68,46 @@ pub fn transition(
     Ok(row)
 }
 
-/// Records on the order that its payment went back to the payer (to the wallet, or
-/// through the provider under `provider_refund_id`). Recording it twice changes nothing.
+/// The one place a refund is written on the order: `refunded` of its payment has gone
+/// back to the payer in all (to the wallet, or through the provider). The payment shows
+/// `refunded` once all of it has. Recording the same total again changes nothing.
 pub fn record_refund(
     conn: &mut DbConnection,
     order: &OrderRow,
-    provider_refund_id: Option<String>,
+    refunded: MinorUnits,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
-    if order.payment_status == PaymentStatus::Refunded {
+    if order.refunded_amount == Some(refunded) || !refunded.is_positive() {
         return Ok(order.clone());
     }
     let mut row = order.clone();
-    row.payment_status = PaymentStatus::Refunded;
-    row.refunded_amount = Some(order.amount);
+    if refunded >= order.amount {
+        row.payment_status = PaymentStatus::Refunded;
+    }
+    row.refunded_amount = Some(refunded);
     row.refunded_at = Some(now);
-    row.provider_refund_id = provider_refund_id;
     row.updated_at = now;
     if !store::update_if_status(conn, &row, order.status)? {
         return Err(ApiError::internal(
             "order changed while its refund was recorded",
+        ));
+    }
+    Ok(row)
+}
+
+/// Writes down the last problem with the order's payment (see `Payment::issue`).
+pub fn record_payment_issue(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    issue: &str,
+    now: NaiveDateTime,
+) -> Result<OrderRow, ApiError> {
+    let mut row = order.clone();
+    row.payment_issue = Some(issue.chars().take(500).collect());
+    row.updated_at = now;
+    if !store::update_if_status(conn, &row, order.status)? {
+        return Err(ApiError::internal(
+            "order changed while its payment issue was recorded",
         ));
     }
     Ok(row)
@@ -235,22 +255,28 @@ pub fn insert_pending(
         provider: provider.map(str::to_owned),
         provider_payment_id: None,
         next_action: None,
-        provider_refund_id: None,
+        provider_session_id: None,
+        provider_attempt: 0,
+        provider_closed_at: None,
+        payment_issue: None,
     };
     store::insert(conn, &row)?;
     Ok(row)
 }
 
-/// Records the provider's payment and the client's next action on a pending order.
+/// Records the provider's payment (its payment id, or the hosted page's session id) and
+/// the client's next action on a pending order.
 pub fn attach_payment(
     conn: &mut DbConnection,
     order: &OrderRow,
-    provider_payment_id: &str,
+    payment_id: Option<&str>,
+    session_id: Option<&str>,
     next_action: &NextAction,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
     let mut row = order.clone();
-    row.provider_payment_id = Some(provider_payment_id.to_owned());
+    row.provider_payment_id = payment_id.map(str::to_owned);
+    row.provider_session_id = session_id.map(str::to_owned);
     row.next_action = Some(serde_json::to_string(next_action).map_err(ApiError::internal)?);
     row.updated_at = now;
     if !store::update_if_status(conn, &row, order.status)? {

@@ -45,7 +45,10 @@ pub struct OrderRow {
     pub provider: Option<String>,
     pub provider_payment_id: Option<String>,
     pub next_action: Option<String>,
-    pub provider_refund_id: Option<String>,
+    pub provider_session_id: Option<String>,
+    pub provider_attempt: i32,
+    pub provider_closed_at: Option<NaiveDateTime>,
+    pub payment_issue: Option<String>,
 }
 
 impl OrderRow {
@@ -63,9 +66,12 @@ pub struct Payment {
     pub provider: Option<String>,
     /// External payments awaiting the payer: what to do next.
     pub next_action: Option<NextAction>,
+    /// The last problem with this order's payment: a declined attempt (the payer can
+    /// still pay), or a payment that did not match the order (it is refunded).
+    pub issue: Option<String>,
 }
 
-/// Money returned to the payer.
+/// Money returned to the payer so far (the refunds themselves: `GET /v1/orders/{id}/refunds`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Refund {
     #[schema(value_type = i64)]
@@ -122,6 +128,7 @@ impl TryFrom<&OrderRow> for Order {
                     }
                     _ => None,
                 },
+                issue: row.payment_issue.clone(),
             },
             receipt_number: row.receipt_number.clone(),
             client_reference: row.client_reference.clone(),

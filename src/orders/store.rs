@@ -92,7 +92,10 @@ pub fn update_if_status(
         orders::provider.eq(&row.provider),
         orders::provider_payment_id.eq(&row.provider_payment_id),
         orders::next_action.eq(&row.next_action),
-        orders::provider_refund_id.eq(&row.provider_refund_id),
+        orders::provider_session_id.eq(&row.provider_session_id),
+        orders::provider_attempt.eq(row.provider_attempt),
+        orders::provider_closed_at.eq(row.provider_closed_at),
+        orders::payment_issue.eq(&row.payment_issue),
     ))
     .execute(conn)
     .map(|n| n == 1)
@@ -127,24 +130,63 @@ pub fn unpaid_before(
         .load(conn)
 }
 
-/// Up to `limit` closed orders whose external payment succeeded and was not given back,
-/// least recently tried first.
-pub fn owing_external_refunds(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<OrderRow>> {
+/// The order whose Checkout Session this is.
+pub fn find_by_provider_session(
+    conn: &mut DbConnection,
+    provider: &str,
+    session_id: &str,
+) -> QueryResult<Option<OrderRow>> {
+    orders::table
+        .filter(orders::provider.eq(provider))
+        .filter(orders::provider_session_id.eq(session_id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Up to `limit` orders that ended unpaid while their provider payment may still be
+/// payable (not closed at the provider yet), least recently tried first.
+pub fn unclosed_provider_payments(
+    conn: &mut DbConnection,
+    limit: i64,
+) -> QueryResult<Vec<OrderRow>> {
     orders::table
         .filter(orders::status.eq_any([
             OrderStatus::Cancelled,
             OrderStatus::Expired,
             OrderStatus::Failed,
         ]))
-        .filter(orders::payment_status.eq(PaymentStatus::Succeeded))
+        .filter(orders::payment_status.eq(PaymentStatus::Pending))
         .filter(orders::provider.is_not_null())
+        .filter(orders::provider_closed_at.is_null())
         .order(orders::updated_at.asc())
         .limit(limit)
         .select(OrderRow::as_select())
         .load(conn)
 }
 
-/// Moves an order to the back of the refund queue.
+/// Records that the order's provider payment can no longer be paid.
+pub fn mark_provider_closed(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(orders::table.find(id))
+        .set(orders::provider_closed_at.eq(now))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A provider failed this order's payment request: the next request uses a new
+/// provider idempotency key (the provider replays a saved failure for the old one).
+pub fn next_provider_attempt(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(orders::table.find(id))
+        .set(orders::provider_attempt.eq(orders::provider_attempt + 1))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Moves an order to the back of a sweep's queue.
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(orders::table.find(id))
         .set(orders::updated_at.eq(now))

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{EventKind, PaymentEvent};
+use super::PaymentEvent;
 use crate::db::schema::payment_events;
 use crate::db::DbConnection;
 
@@ -20,11 +20,7 @@ pub fn claim(
             payment_events::provider.eq(provider),
             payment_events::event_id.eq(&event.event_id),
             payment_events::order_id.eq(&event.order_id),
-            payment_events::kind.eq(match &event.kind {
-                EventKind::Succeeded => "succeeded",
-                EventKind::Failed => "failed",
-                EventKind::Other(kind) => kind.as_str(),
-            }),
+            payment_events::kind.eq(event.kind.label()),
             payment_events::outcome.eq("applying"),
             payment_events::received_at.eq(now),
         ))

@@ -1,7 +1,7 @@
 //! The sandbox provider, for development and `--demo`: the same flow as a real provider,
 //! completed by `POST /v1/sandbox/payments/{order_id}/succeed` or `/fail`.
 
-use super::{CreatedPayment, PaymentRequest, RefundRequest};
+use super::{CreatedPayment, PaymentRequest, ProviderRefund, ProviderRefundStatus, RefundRequest};
 use crate::domain::{NextAction, PaymentMethod};
 
 #[derive(Debug, Default)]
@@ -20,12 +20,18 @@ impl Sandbox {
             },
         };
         CreatedPayment {
-            provider_payment_id: id,
+            payment_id: Some(id),
+            session_id: None,
             next_action,
         }
     }
 
-    pub fn refund(&self, order: &RefundRequest<'_>) -> String {
-        format!("sbx_refund_{}", order.order_id.replace('-', ""))
+    /// Sandbox refunds succeed at once.
+    pub fn refund(&self, refund: &RefundRequest<'_>) -> ProviderRefund {
+        ProviderRefund {
+            refund_id: format!("sbx_refund_{}", refund.refund_id.replace('-', "")),
+            status: ProviderRefundStatus::Succeeded,
+            failure_reason: None,
+        }
     }
 }

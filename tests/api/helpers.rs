@@ -191,6 +191,8 @@ pub struct TestApp {
     pub store: Db,
     /// The service's clock: a test moves it forward instead of sleeping.
     pub clock: Clock,
+    /// The service's payment providers, for running its sweeps from a test.
+    pub payments: std::sync::Arc<simrenew::payments::Payments>,
 }
 
 /// A partner created for a test, with its one credential.
@@ -245,6 +247,7 @@ impl TestApp {
         .expect("start-up task");
         let store = state.db.clone();
         let clock = state.clock.clone();
+        let payments = state.payments.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let options = ServerOptions {
@@ -262,6 +265,7 @@ impl TestApp {
             db,
             store,
             clock,
+            payments,
         }
     }
 

@@ -10,6 +10,7 @@ mod auth;
 mod cards;
 mod catalog;
 mod demo;
+mod fake_stripe;
 mod foundation;
 mod openapi;
 mod orders;

@@ -131,7 +131,7 @@ async fn a_wallet_order_is_paid_at_once_with_a_receipt(app: TestApp) {
     assert_eq!(order["currency"], "CNY");
     assert_eq!(
         order["payment"],
-        json!({"method": "wallet", "status": "succeeded", "provider": null, "next_action": null})
+        json!({"method": "wallet", "status": "succeeded", "provider": null, "next_action": null, "issue": null})
     );
     assert_eq!(order["client_reference"], "app-42");
     let receipt = order["receipt_number"].as_str().unwrap();
