@@ -146,6 +146,27 @@ fn spawn_housekeeping(state: AppState) {
     });
 }
 
+/// Tells the operator, once at start, which provider webhook events are not enabled
+/// (an order paid by such an event would wait until it expires).
+fn spawn_provider_checks(state: AppState) {
+    tokio::spawn(async move {
+        let Some(crate::payments::Provider::Stripe(stripe)) = state.payments.by_name("stripe")
+        else {
+            return;
+        };
+        match stripe.missing_webhook_events().await {
+            Ok(missing) if missing.is_empty() => {
+                tracing::info!("Stripe webhook endpoint receives every event used")
+            }
+            Ok(missing) => tracing::warn!(
+                missing = %missing.join(","),
+                "no enabled Stripe webhook endpoint receives these events; enable them"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not check Stripe's webhook endpoints"),
+        }
+    });
+}
+
 /// Starts serving on `listener`; the returned future runs until SIGTERM/SIGINT or a stop.
 /// Call it inside a tokio runtime: background housekeeping is spawned on it.
 pub fn start(
@@ -155,6 +176,7 @@ pub fn start(
 ) -> std::io::Result<Server> {
     let metrics = metrics::build().map_err(std::io::Error::other)?;
     spawn_housekeeping(state.clone());
+    spawn_provider_checks(state.clone());
     let mut server = HttpServer::new(move || build_app(&state, metrics.clone()))
         .shutdown_timeout(options.shutdown_timeout_s);
     if let Some(workers) = options.workers {

@@ -311,6 +311,49 @@ impl Stripe {
         })
     }
 
+    /// The events of [`WEBHOOK_EVENTS`] that no enabled webhook endpoint of the account
+    /// receives (`GET /v1/webhook_endpoints`; an endpoint with `*` receives all), so that
+    /// a start can say what an operator forgot to enable.
+    pub async fn missing_webhook_events(&self) -> Result<Vec<&'static str>, ProviderError> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/v1/webhook_endpoints?limit=100",
+                self.config.api_base.trim_end_matches('/')
+            ))
+            .basic_auth(&self.config.secret_key, None::<&str>)
+            .header("Stripe-Version", STRIPE_API_VERSION)
+            .send()
+            .await
+            .map_err(|_| ProviderError::Unavailable("Stripe could not be reached".into()))?;
+        if !response.status().is_success() {
+            return Err(ProviderError::Unavailable(format!(
+                "Stripe answered {}",
+                response.status()
+            )));
+        }
+        let list: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("unreadable Stripe answer: {e}")))?;
+        let enabled: Vec<&str> = list["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|endpoint| endpoint["status"].as_str() != Some("disabled"))
+            .flat_map(|endpoint| endpoint["enabled_events"].as_array().into_iter().flatten())
+            .filter_map(|event| event.as_str())
+            .collect();
+        if enabled.contains(&"*") {
+            return Ok(Vec::new());
+        }
+        Ok(WEBHOOK_EVENTS
+            .iter()
+            .copied()
+            .filter(|event| !enabled.contains(event))
+            .collect())
+    }
+
     /// Checks `Stripe-Signature` and reads the event.
     pub fn parse_webhook(
         &self,

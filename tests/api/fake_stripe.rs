@@ -60,6 +60,8 @@ pub struct State {
     pub refuse_refunds: Option<&'static str>,
     pub sessions: HashMap<String, Value>,
     pub intents: HashMap<String, Value>,
+    /// `enabled_events` of the account's webhook endpoints.
+    pub webhook_endpoints: Vec<Vec<&'static str>>,
     counter: u32,
 }
 
@@ -221,6 +223,20 @@ async fn handle(
         form: String::from_utf8_lossy(&body).into_owned(),
     };
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if req.method() == actix_web::http::Method::GET && req.path() == "/v1/webhook_endpoints" {
+        // https://docs.stripe.com/api/webhook_endpoints/list
+        let state = state.lock().unwrap();
+        let data: Vec<Value> = state
+            .webhook_endpoints
+            .iter()
+            .enumerate()
+            .map(|(n, events)| {
+                json!({"id": format!("we_{n}"), "object": "webhook_endpoint",
+                "status": "enabled", "enabled_events": events})
+            })
+            .collect();
+        return HttpResponse::Ok().json(json!({"object": "list", "data": data, "has_more": false}));
+    }
     let (slow, (status, body)) = {
         let mut state = state.lock().unwrap();
         state.requests.push(received.clone());

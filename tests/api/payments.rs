@@ -26,6 +26,7 @@ on_both_backends!(
     an_order_that_ends_unpaid_closes_its_provider_payment,
     refunds_are_tracked_to_a_final_state,
     a_method_is_refused_in_a_currency_it_does_not_take,
+    the_webhook_events_to_enable_are_checked,
 );
 
 fn with_stripe(settings: &mut Settings, api_base: &str) {
@@ -931,4 +932,26 @@ async fn a_method_is_refused_in_a_currency_it_does_not_take(backend: Backend) {
         StatusCode::CREATED,
         "WeChat Pay takes CNY"
     );
+}
+
+/// The events the settlement needs are named, and an account that does not send them is
+/// found out at start (the check `serve` runs and logs).
+async fn the_webhook_events_to_enable_are_checked(backend: Backend) {
+    let (app, fake) = stripe_app(backend).await;
+    let Some(simrenew::payments::Provider::Stripe(stripe)) = app.payments.by_name("stripe") else {
+        panic!("Stripe is configured");
+    };
+    assert_eq!(
+        stripe.missing_webhook_events().await.unwrap(),
+        simrenew::payments::stripe::WEBHOOK_EVENTS,
+        "no endpoint at all"
+    );
+    fake.state.lock().unwrap().webhook_endpoints = vec![vec![
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+    ]];
+    let missing = stripe.missing_webhook_events().await.unwrap();
+    assert!(missing.contains(&"refund.updated") && !missing.contains(&"payment_intent.succeeded"));
+    fake.state.lock().unwrap().webhook_endpoints = vec![vec!["*"]];
+    assert!(stripe.missing_webhook_events().await.unwrap().is_empty());
 }
