@@ -32,6 +32,7 @@ fn measure(name: &str, algorithm: JwtAlgorithm, key: KeyText) {
             "0193b7c2-0000-7000-8000-000000000001",
             "sr_client_bench",
             &scopes,
+            0,
         )
         .expect("token");
     let window = Duration::from_secs(3);

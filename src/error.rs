@@ -12,10 +12,10 @@ use crate::db::{DbError, UnknownValue};
 /// Where problem type URIs live; `type` is this plus the code.
 pub const PROBLEM_TYPE_BASE: &str = "https://simrenew.dev/problems/";
 
-/// Declares every error code once: its variant, HTTP status, stable `code` string and
-/// title. Everything else (serialization, the lookup functions, `ALL`) derives from it.
+/// Declares every error code once: its variant, HTTP status, stable `code` string,
+/// title, and whether a retry of the same request may succeed. Everything else (serialization, the lookup functions, `ALL`) derives from it.
 macro_rules! error_codes {
-    ($( $(#[doc = $doc:literal])* $variant:ident => ($status:ident, $code:literal, $title:literal), )+) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident => ($status:ident, $code:literal, $title:literal, $retryable:literal), )+) => {
         /// Stable machine-readable error codes. Once published a code never changes meaning.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
         #[serde(rename_all = "snake_case")]
@@ -43,61 +43,68 @@ macro_rules! error_codes {
                     $(Self::$variant => $code,)+
                 }
             }
+
+            /// Whether the same request may succeed if sent again later.
+            pub fn retryable(self) -> bool {
+                match self {
+                    $(Self::$variant => $retryable,)+
+                }
+            }
         }
     };
 }
 
 error_codes! {
     /// The request is malformed: unparsable JSON, wrong types, unknown fields.
-    InvalidRequest => (BAD_REQUEST, "invalid_request", "Invalid request"),
+    InvalidRequest => (BAD_REQUEST, "invalid_request", "Invalid request", false),
     /// The request is well-formed but some fields are invalid; see `errors`.
-    ValidationFailed => (UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
+    ValidationFailed => (UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", false),
     /// No valid bearer token was presented.
-    Unauthorized => (UNAUTHORIZED, "unauthorized", "Unauthorized"),
+    Unauthorized => (UNAUTHORIZED, "unauthorized", "Unauthorized", false),
     /// The token is valid but lacks the scope this operation requires.
-    Forbidden => (FORBIDDEN, "forbidden", "Forbidden"),
+    Forbidden => (FORBIDDEN, "forbidden", "Forbidden", false),
     /// The resource does not exist, or belongs to another partner.
-    NotFound => (NOT_FOUND, "not_found", "Not found"),
+    NotFound => (NOT_FOUND, "not_found", "Not found", false),
     /// The path exists but not with this HTTP method.
-    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", false),
     /// The request body exceeds the size limit.
-    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", false),
     /// The request body is not in a media type this operation accepts.
-    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", false),
     /// The request conflicts with the current state of the resource.
-    Conflict => (CONFLICT, "conflict", "Conflict"),
+    Conflict => (CONFLICT, "conflict", "Conflict", false),
     /// Too many requests; retry after the time in `Retry-After`.
-    RateLimited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests", true),
     /// The database cannot be reached; retrying later is safe.
-    ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable"),
+    ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable", true),
     /// An unexpected failure on our side; it is logged with the request id.
-    InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "Internal server error"),
+    InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "Internal server error", false),
     /// The wallet holds less than the order costs; nothing was charged.
-    InsufficientFunds => (PAYMENT_REQUIRED, "insufficient_funds", "Insufficient funds"),
+    InsufficientFunds => (PAYMENT_REQUIRED, "insufficient_funds", "Insufficient funds", false),
     /// The plan is retired, unknown, or not made for this card type.
-    PlanNotAvailableForCard => (UNPROCESSABLE_ENTITY, "plan_not_available_for_card", "Plan not available for this card"),
+    PlanNotAvailableForCard => (UNPROCESSABLE_ENTITY, "plan_not_available_for_card", "Plan not available for this card", false),
     /// The plan has no price in the requested currency.
-    CurrencyNotOffered => (UNPROCESSABLE_ENTITY, "currency_not_offered", "Currency not offered"),
+    CurrencyNotOffered => (UNPROCESSABLE_ENTITY, "currency_not_offered", "Currency not offered", false),
     /// The card is suspended and cannot be renewed until an operator resumes it.
-    CardSuspended => (CONFLICT, "card_suspended", "Card suspended"),
+    CardSuspended => (CONFLICT, "card_suspended", "Card suspended", false),
     /// This payment method is not enabled on this deployment.
-    PaymentMethodUnavailable => (UNPROCESSABLE_ENTITY, "payment_method_unavailable", "Payment method unavailable"),
+    PaymentMethodUnavailable => (UNPROCESSABLE_ENTITY, "payment_method_unavailable", "Payment method unavailable", false),
     /// The order's current state does not allow this action.
-    InvalidStateTransition => (CONFLICT, "invalid_state_transition", "Invalid state transition"),
+    InvalidStateTransition => (CONFLICT, "invalid_state_transition", "Invalid state transition", false),
     /// This operation requires an `Idempotency-Key` header.
-    IdempotencyKeyMissing => (BAD_REQUEST, "idempotency_key_missing", "Idempotency-Key missing"),
+    IdempotencyKeyMissing => (BAD_REQUEST, "idempotency_key_missing", "Idempotency-Key missing", false),
     /// The key was used before with a different request.
-    IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency-Key reused"),
+    IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency-Key reused", false),
     /// A request with this key is still being processed; retry shortly.
-    IdempotencyRequestInProgress => (CONFLICT, "idempotency_request_in_progress", "Request in progress"),
+    IdempotencyRequestInProgress => (CONFLICT, "idempotency_request_in_progress", "Request in progress", true),
     /// The eSIM is bound to another EID than the one given.
-    EidMismatch => (CONFLICT, "eid_mismatch", "EID mismatch"),
+    EidMismatch => (CONFLICT, "eid_mismatch", "EID mismatch", false),
     /// The payment provider is down or slow; retry with the same Idempotency-Key.
-    PaymentProviderUnavailable => (SERVICE_UNAVAILABLE, "payment_provider_unavailable", "Payment provider unavailable"),
+    PaymentProviderUnavailable => (SERVICE_UNAVAILABLE, "payment_provider_unavailable", "Payment provider unavailable", true),
     /// The payment provider refused the payment; retrying will not help.
-    PaymentProviderRejected => (BAD_GATEWAY, "payment_provider_rejected", "Payment provider refused"),
+    PaymentProviderRejected => (BAD_GATEWAY, "payment_provider_rejected", "Payment provider refused", false),
     /// A webhook's signature is missing, wrong or too old.
-    InvalidSignature => (BAD_REQUEST, "invalid_signature", "Invalid signature"),
+    InvalidSignature => (BAD_REQUEST, "invalid_signature", "Invalid signature", false),
 }
 
 /// One invalid field of a request.
@@ -136,6 +143,9 @@ pub struct Problem {
     /// A human-readable explanation of this occurrence.
     pub detail: String,
     pub code: ErrorCode,
+    /// `true` when the same request may succeed later (after `Retry-After` if given):
+    /// rate limits, an unavailable database or provider, a request still in progress.
+    pub retryable: bool,
     /// Present on validation failures: every invalid field, not only the first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(nullable = false)]
@@ -183,9 +193,12 @@ pub enum ApiError {
         /// The client authenticated with HTTP Basic: a 401 then carries a Basic challenge.
         basic_challenge: bool,
     },
-    /// The database is unreachable: the client may retry.
+    /// The database is unreachable, restarting or full: the client may retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Every pooled connection stayed busy (e.g. waiting on row locks) past the wait.
+    #[error("database busy: {0}")]
+    Busy(String),
     /// Anything else. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -254,7 +267,7 @@ impl ApiError {
                 OAuthErrorCode::InvalidClient => ErrorCode::Unauthorized,
                 _ => ErrorCode::InvalidRequest,
             },
-            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Unavailable(_) | Self::Busy(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -293,10 +306,42 @@ impl From<ApiError> for TxError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(cause) => Self::Unavailable(cause.to_string()),
-            DbError::Query(cause) => Self::Internal(cause.to_string()),
+            // r2d2 names the last connection error when connecting failed; a bare
+            // timeout means every connection stayed busy.
+            DbError::Unavailable(cause) if cause.to_string().contains(": ") => {
+                Self::Unavailable(cause.to_string())
+            }
+            DbError::Unavailable(cause) => Self::Busy(cause.to_string()),
+            DbError::Query(cause) => cause.into(),
             DbError::Cancelled => Self::Internal("database task cancelled".into()),
         }
+    }
+}
+
+/// Whether a query failed because the database could not serve it at all (the
+/// connection was cut, the server is shutting down, the disk is full), rather than
+/// because of the query: the same request may succeed later.
+pub fn is_transient(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            [
+                "terminating connection",
+                "server closed the connection",
+                "connection to server",
+                "the database system is shutting down",
+                "the database system is starting up",
+                "database or disk is full",
+                "disk i/o error",
+                "no space left on device",
+                "could not extend file",
+            ]
+            .iter()
+            .any(|needle| message.contains(needle))
+        }
+        _ => false,
     }
 }
 
@@ -309,7 +354,11 @@ impl From<UnknownValue> for ApiError {
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Internal(e.to_string())
+        if is_transient(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
     }
 }
 
@@ -339,9 +388,20 @@ impl ResponseError for ApiError {
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 (
-                    "the database is unreachable; retry later".to_owned(),
+                    "the database cannot be used right now (unreachable, restarting, or out \
+                     of space); nothing was changed: retry later"
+                        .to_owned(),
                     Vec::new(),
                     vec![(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+                )
+            }
+            Self::Busy(cause) => {
+                tracing::warn!(error = %cause, "no database connection free in time");
+                (
+                    "every database connection is busy; nothing was changed: retry shortly"
+                        .to_owned(),
+                    Vec::new(),
+                    vec![(header::RETRY_AFTER, HeaderValue::from_static("1"))],
                 )
             }
             Self::Internal(cause) => {
@@ -360,6 +420,7 @@ impl ResponseError for ApiError {
             status: code.status().as_u16(),
             detail,
             code,
+            retryable: code.retryable(),
             errors,
             request_id: crate::request_scope::current_request_id(),
         };
@@ -427,6 +488,37 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(!text.contains("partners"), "{text}");
         assert!(text.contains("\"code\":\"internal_error\""), "{text}");
+    }
+
+    #[test]
+    fn a_cut_connection_or_a_full_disk_is_a_retryable_503() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let cases = [
+            Error::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("terminating connection due to administrator command".to_owned()),
+            ),
+            Error::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("database or disk is full".to_owned()),
+            ),
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection,
+                Box::new("server closed the connection unexpectedly".to_owned()),
+            ),
+        ];
+        for cause in cases {
+            let response = ApiError::from(cause).error_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(response.headers().contains_key(header::RETRY_AFTER));
+        }
+        let bug = ApiError::from(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("syntax error at or near".to_owned()),
+        ));
+        assert_eq!(bug.code(), ErrorCode::InternalError);
+        assert!(ErrorCode::ServiceUnavailable.retryable());
+        assert!(!ErrorCode::InternalError.retryable());
     }
 
     #[test]

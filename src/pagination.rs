@@ -14,6 +14,7 @@ pub const MAX_LIMIT: u32 = 100;
 const CURSOR_PREFIX: &str = "after:";
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1–100 (default 20).

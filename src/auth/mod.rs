@@ -17,16 +17,18 @@ use mini_moka::sync::Cache;
 use crate::db::Db;
 use crate::error::ApiError;
 use rate_limit::TokenRateLimits;
-use store::credential_usable;
+use scopes::ScopeSet;
+use store::{credential_state, ClientRecord};
 use tokens::{Claims, TokenService};
 
 /// The authentication state shared by all workers of one process.
 pub struct Authenticator {
     pub tokens: TokenService,
     pub limits: TokenRateLimits,
-    /// client id → may its tokens be used. Entries live `credential_check_interval`, the
-    /// longest a revoked credential's or suspended partner's token keeps working here.
-    credential_usable: Cache<(String, String), bool>,
+    /// (client id, partner id) → its credential's state (`None`: no token of it works).
+    /// Entries live `credential_check_interval`, the longest a change (revocation,
+    /// suspension, a scope taken away) takes to reach a token here.
+    credential_usable: Cache<(String, String), Option<ClientRecord>>,
     credential_check_interval: Duration,
 }
 
@@ -51,21 +53,32 @@ impl Authenticator {
         self.credential_check_interval
     }
 
-    /// Whether the credential a token was issued to still works (cached briefly).
-    pub async fn credential_usable(&self, db: &Db, claims: &Claims) -> Result<bool, ApiError> {
+    /// Whether a token still carries what is true of its credential (cached briefly):
+    /// the credential works, the partner was not suspended since the token was issued
+    /// (resuming does not revive it), and the partner still has every scope it names.
+    pub async fn credential_usable(
+        &self,
+        db: &Db,
+        claims: &Claims,
+        scopes: &ScopeSet,
+    ) -> Result<bool, ApiError> {
         let key = (claims.cid.clone(), claims.sub.clone());
-        if let Some(usable) = self.credential_usable.get(&key) {
-            return Ok(usable);
-        }
-        let usable = {
-            let (client_id, partner_id) = key.clone();
-            db.run(move |conn| {
-                credential_usable(conn, &client_id, &partner_id).map_err(ApiError::from)
-            })
-            .await?
+        let state = match self.credential_usable.get(&key) {
+            Some(state) => state,
+            None => {
+                let (client_id, partner_id) = key.clone();
+                let state = db
+                    .run(move |conn| {
+                        credential_state(conn, &client_id, &partner_id).map_err(ApiError::from)
+                    })
+                    .await?;
+                self.credential_usable.insert(key, state.clone());
+                state
+            }
         };
-        self.credential_usable.insert(key, usable);
-        Ok(usable)
+        Ok(state.is_some_and(|client| {
+            claims.gen == client.token_generation && scopes.is_subset(&client.partner_scopes)
+        }))
     }
 
     /// Drops what this process remembers, after a change made here (revocation, suspension).

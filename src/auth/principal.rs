@@ -131,7 +131,10 @@ impl<R: ScopeRule> FromRequest for Authorized<R> {
                 tracing::info!(reason = %rejection, "bearer token refused");
                 unauthorized("the access token is invalid or expired", true)
             })?;
-            if !authenticator.credential_usable(&db, &claims).await? {
+            if !authenticator
+                .credential_usable(&db, &claims, &scopes)
+                .await?
+            {
                 tracing::info!(client_id = %claims.cid, "token of a revoked credential or suspended partner");
                 return Err(unauthorized("the access token has been revoked", true));
             }

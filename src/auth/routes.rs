@@ -37,6 +37,29 @@ pub struct TokenRequest {
     pub scope: Option<String>,
 }
 
+/// The same parameters sent as JSON (a convenience beyond RFC 6749): like every other
+/// JSON body here, an unknown field is refused. (In the standard form body, RFC 6749
+/// §3.2 has unknown parameters ignored.)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonTokenRequest {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+impl From<JsonTokenRequest> for TokenRequest {
+    fn from(json: JsonTokenRequest) -> Self {
+        Self {
+            grant_type: json.grant_type,
+            client_id: json.client_id,
+            client_secret: json.client_secret,
+            scope: json.scope,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -96,7 +119,8 @@ fn parse_body(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, ApiError> 
     match content_type.as_str() {
         "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(body)
             .map_err(|e| invalid_request(&format!("the form body cannot be read: {e}"))),
-        "application/json" => serde_json::from_slice(body)
+        "application/json" => serde_json::from_slice::<JsonTokenRequest>(body)
+            .map(TokenRequest::from)
             .map_err(|e| invalid_request(&format!("the JSON body cannot be read: {e}"))),
         "" if body.is_empty() => Ok(TokenRequest::default()),
         _ => Err(invalid_request(
@@ -245,7 +269,12 @@ async fn issue_token(
     };
     let token = authenticator
         .tokens
-        .issue(&client.partner_id, &client_id, &granted)
+        .issue(
+            &client.partner_id,
+            &client_id,
+            &granted,
+            client.token_generation,
+        )
         .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

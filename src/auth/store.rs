@@ -17,6 +17,9 @@ pub struct ClientRecord {
     /// The credential is not revoked and its partner is active.
     pub usable: bool,
     pub partner_scopes: ScopeSet,
+    /// The partner's token generation: tokens of an earlier one (before a suspension)
+    /// no longer work.
+    pub token_generation: i32,
 }
 
 pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<ClientRecord>> {
@@ -29,31 +32,43 @@ pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Opti
             partner_credentials::revoked_at,
             partners::status,
             partners::scopes,
+            partners::token_generation,
         ))
-        .first::<(String, String, Option<NaiveDateTime>, PartnerStatus, String)>(conn)
+        .first::<(
+            String,
+            String,
+            Option<NaiveDateTime>,
+            PartnerStatus,
+            String,
+            i32,
+        )>(conn)
         .optional()?;
-    row.map(|(partner_id, secret_hash, revoked_at, status, scopes)| {
-        let partner_scopes = scopes.parse::<ScopeSet>().map_err(|e| {
-            diesel::result::Error::DeserializationError(
-                format!("unreadable stored scopes: {e}").into(),
-            )
-        })?;
-        Ok(ClientRecord {
-            partner_id,
-            secret_hash,
-            usable: revoked_at.is_none() && status == PartnerStatus::Active,
-            partner_scopes,
-        })
-    })
+    row.map(
+        |(partner_id, secret_hash, revoked_at, status, scopes, token_generation)| {
+            let partner_scopes = scopes.parse::<ScopeSet>().map_err(|e| {
+                diesel::result::Error::DeserializationError(
+                    format!("unreadable stored scopes: {e}").into(),
+                )
+            })?;
+            Ok(ClientRecord {
+                partner_id,
+                secret_hash,
+                usable: revoked_at.is_none() && status == PartnerStatus::Active,
+                partner_scopes,
+                token_generation,
+            })
+        },
+    )
     .transpose()
 }
 
-/// Whether tokens issued to `client_id` for `partner_id` may still be used.
-pub fn credential_usable(
+/// What decides whether a token of `client_id` for `partner_id` may still be used:
+/// `None` when the credential is revoked, its partner suspended, or not this partner's.
+pub fn credential_state(
     conn: &mut DbConnection,
     client_id: &str,
     partner_id: &str,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<ClientRecord>> {
     Ok(find_client(conn, client_id)?
-        .is_some_and(|client| client.usable && client.partner_id == partner_id))
+        .filter(|client| client.usable && client.partner_id == partner_id))
 }

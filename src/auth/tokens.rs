@@ -25,6 +25,10 @@ pub struct Claims {
     pub jti: String,
     /// The client id the token was issued to, so revoking that credential ends it.
     pub cid: String,
+    /// The partner's token generation when it was issued: suspending the partner starts
+    /// a new one, so the token stays dead after a resume.
+    #[serde(default)]
+    pub gen: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +53,12 @@ pub enum TokenRejection {
     Invalid(jsonwebtoken::errors::Error),
     #[error("scope claim: {0}")]
     Scope(String),
+    #[error("critical header extensions are not understood: {0:?}")]
+    Critical(Vec<String>),
+    #[error("issued in the future")]
+    IssuedInTheFuture,
+    #[error("lives longer than tokens are issued for")]
+    TooLong,
 }
 
 pub struct TokenService {
@@ -87,6 +97,7 @@ impl TokenService {
         partner_id: &str,
         client_id: &str,
         scopes: &ScopeSet,
+        generation: i32,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let lifetime = i64::try_from(self.policy.lifetime.as_secs()).unwrap_or(i64::MAX);
@@ -100,6 +111,7 @@ impl TokenService {
             exp: now.saturating_add(lifetime),
             jti: uuid::Uuid::now_v7().to_string(),
             cid: client_id.to_owned(),
+            gen: generation,
         };
         let (kid, key) = self.keys.signing();
         let mut header = Header::new(self.keys.algorithm().jsonwebtoken());
@@ -110,6 +122,11 @@ impl TokenService {
     /// Checks signature, algorithm, `kid`, `iss`, `aud`, `exp` and `nbf`.
     pub fn verify(&self, token: &str) -> Result<(Claims, ScopeSet), TokenRejection> {
         let header = decode_header(token).map_err(TokenRejection::Header)?;
+        // RFC 7515 §4.1.11: a `crit` extension not understood makes the token invalid;
+        // this service understands none (RFC 8725 §3.1: reject what is not expected).
+        if let Some(critical) = header.crit {
+            return Err(TokenRejection::Critical(critical));
+        }
         if header.alg != self.keys.algorithm().jsonwebtoken() {
             return Err(TokenRejection::Algorithm(header.alg));
         }
@@ -120,6 +137,15 @@ impl TokenService {
             .ok_or(TokenRejection::UnknownKid)?;
         let data =
             decode::<Claims>(token, key, &self.validation).map_err(TokenRejection::Invalid)?;
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(LEEWAY_S).unwrap_or(i64::MAX);
+        if data.claims.iat > now.saturating_add(leeway) {
+            return Err(TokenRejection::IssuedInTheFuture);
+        }
+        let lifetime = i64::try_from(self.policy.lifetime.as_secs()).unwrap_or(i64::MAX);
+        if data.claims.exp.saturating_sub(data.claims.iat) > lifetime.saturating_add(leeway) {
+            return Err(TokenRejection::TooLong);
+        }
         let scopes = data
             .claims
             .scope

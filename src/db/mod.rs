@@ -144,13 +144,70 @@ impl fmt::Debug for DatabaseUrl {
 pub struct ConnectionManager {
     url: DatabaseUrl,
     sqlite_busy_timeout: Duration,
+    reachability: Arc<Reachability>,
 }
+
+/// Whether the last connection attempt failed: the pool logs one line when the database
+/// becomes unreachable and one when it is back, not one per attempt (r2d2's default
+/// logs every failed attempt, over several lines).
+#[derive(Debug, Default)]
+struct Reachability {
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Reachability {
+    fn failed(&self, error: &dyn fmt::Display) {
+        if !self.down.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let first_line = error.to_string();
+            let first_line = first_line.lines().next().unwrap_or_default();
+            tracing::error!(error = %first_line, "the database is unreachable");
+        }
+    }
+
+    fn connected(&self) {
+        if self.down.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!("the database is reachable again");
+        }
+    }
+}
+
+impl r2d2::HandleError<r2d2::Error> for ReachabilityLog {
+    fn handle_error(&self, error: r2d2::Error) {
+        self.0.failed(&error);
+    }
+}
+
+/// The pool's error handler: reports to [`Reachability`].
+#[derive(Debug)]
+struct ReachabilityLog(Arc<Reachability>);
 
 impl ManageConnection for ConnectionManager {
     type Connection = DbConnection;
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        let connected = self.open();
+        if connected.is_ok() {
+            self.reachability.connected();
+        }
+        connected
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        match conn {
+            DbConnection::Postgres(c) => c.is_broken(),
+            DbConnection::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+impl ConnectionManager {
+    fn open(&self) -> Result<DbConnection, r2d2::Error> {
         match self.url.backend {
             Backend::Postgres => PgConnection::establish(&self.url.target)
                 .map(DbConnection::Postgres)
@@ -167,18 +224,6 @@ impl ManageConnection for ConnectionManager {
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
-        }
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        match conn {
-            DbConnection::Postgres(c) => c.is_broken(),
-            DbConnection::Sqlite(c) => c.is_broken(),
         }
     }
 }
@@ -236,14 +281,17 @@ impl fmt::Debug for Db {
 impl Db {
     /// Builds the pool without connecting: the first use reports an unreachable database.
     pub fn new(url: &DatabaseUrl, options: &PoolOptions) -> Self {
+        let reachability = Arc::new(Reachability::default());
         let manager = ConnectionManager {
             url: url.clone(),
             sqlite_busy_timeout: Duration::from_secs(5),
+            reachability: reachability.clone(),
         };
         let mut builder = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
             .min_idle(Some(0))
-            .connection_timeout(options.acquire_timeout);
+            .connection_timeout(options.acquire_timeout)
+            .error_handler(Box::new(ReachabilityLog(reachability)));
         if url.is_in_memory() {
             // Every in-memory connection is its own database: keep exactly one, forever.
             builder = builder
@@ -307,10 +355,26 @@ impl Db {
         work(&mut conn)
     }
 
-    /// `Ok` when a connection can be had and answers a trivial query.
-    pub async fn ping(&self) -> Result<(), DbError> {
-        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
-            .await
+    /// `Ok` when a connection can be had and the database takes a (one-row) write: a
+    /// full disk or a read-only database is not ready.
+    pub async fn ping(&self, now: chrono::NaiveDateTime) -> Result<(), DbError> {
+        use diesel::prelude::*;
+        use schema::readiness_probe;
+        self.transaction(move |conn| {
+            let updated = diesel::update(readiness_probe::table.find(1))
+                .set(readiness_probe::checked_at.eq(now))
+                .execute(conn)?;
+            if updated == 0 {
+                diesel::insert_into(readiness_probe::table)
+                    .values((
+                        readiness_probe::id.eq(1),
+                        readiness_probe::checked_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await
     }
 }
 

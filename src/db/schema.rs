@@ -8,6 +8,14 @@ diesel::table! {
         scopes -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        token_generation -> Integer,
+    }
+}
+
+diesel::table! {
+    readiness_probe (id) {
+        id -> Integer,
+        checked_at -> Timestamp,
     }
 }
 
@@ -231,6 +239,7 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         resource_id -> Nullable<Text>,
+        claim_token -> Nullable<Text>,
     }
 }
 

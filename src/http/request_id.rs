@@ -48,6 +48,11 @@ pub async fn middleware(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
+    // Every answer, errors and documents included: browsers must not guess a type.
+    response.headers_mut().insert(
+        actix_web::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

@@ -76,9 +76,20 @@ pub fn set_partner_status(
     status: PartnerStatus,
     now: NaiveDateTime,
 ) -> QueryResult<Option<PartnerRow>> {
-    let updated = diesel::update(partners::table.find(id))
-        .set((partners::status.eq(status), partners::updated_at.eq(now)))
-        .execute(conn)?;
+    let updated = match status {
+        // Tokens issued until now stop working for good: a new token generation begins,
+        // and resuming does not bring the old one back.
+        PartnerStatus::Suspended => diesel::update(partners::table.find(id))
+            .set((
+                partners::status.eq(status),
+                partners::updated_at.eq(now),
+                partners::token_generation.eq(partners::token_generation + 1),
+            ))
+            .execute(conn)?,
+        PartnerStatus::Active => diesel::update(partners::table.find(id))
+            .set((partners::status.eq(status), partners::updated_at.eq(now)))
+            .execute(conn)?,
+    };
     if updated == 0 {
         return Ok(None);
     }

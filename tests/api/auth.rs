@@ -344,6 +344,29 @@ async fn forged_and_stale_tokens_are_refused(app: TestApp) {
             sign(&claims(&partner, json!({})), "no-such-kid"),
         ),
         ("truncated", good[..good.len() - 10].to_owned()),
+        (
+            "issued in the future",
+            sign(
+                &claims(
+                    &partner,
+                    json!({"iat": now + 3600, "nbf": now, "exp": now + 7200}),
+                ),
+                &kid,
+            ),
+        ),
+        (
+            "living 100 years",
+            sign(
+                &claims(&partner, json!({"exp": now + 100 * 365 * 86_400})),
+                &kid,
+            ),
+        ),
+        ("a critical header extension", {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(kid.clone());
+            header.crit = Some(vec!["exp-policy".into()]);
+            encode(&header, &claims(&partner, json!({})), &key).unwrap()
+        }),
         ("garbage", "not.a.token".to_owned()),
     ];
     for (what, token) in forged {
@@ -433,6 +456,60 @@ async fn suspension_and_revocation_end_tokens(app: TestApp) {
         )
         .await;
     assert_eq!(resume.status(), StatusCode::OK);
+    // A token issued before the suspension stays dead: it carried what was true then.
+    assert_problem(
+        app.get_with("/v1/admin/partners", &token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let token = app.token_for(&partner).await;
+    assert_eq!(
+        app.get_with("/v1/admin/partners", &token).await.status(),
+        StatusCode::OK,
+        "a token issued after the resume works"
+    );
+    // A scope taken from the partner (here by hand in the database) leaves its live
+    // tokens once the credential cache is refreshed: at once after an admin change on
+    // this instance (the resume below), within the credential-check interval elsewhere.
+    let sql = format!(
+        "UPDATE partners SET scopes = 'catalog:read' WHERE id = '{}'",
+        partner.id
+    );
+    app.store
+        .run_blocking(|conn| {
+            diesel::connection::SimpleConnection::batch_execute(conn, &sql)
+                .map_err(simrenew::db::DbError::from)
+        })
+        .unwrap();
+    app.post_json(
+        &format!("/v1/admin/partners/{}/resume", partner.id),
+        &admin,
+        &json!({}),
+    )
+    .await;
+    assert_problem(
+        app.get_with("/v1/admin/partners", &token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let sql = format!(
+        "UPDATE partners SET scopes = 'admin' WHERE id = '{}'",
+        partner.id
+    );
+    app.store
+        .run_blocking(|conn| {
+            diesel::connection::SimpleConnection::batch_execute(conn, &sql)
+                .map_err(simrenew::db::DbError::from)
+        })
+        .unwrap();
+    app.post_json(
+        &format!("/v1/admin/partners/{}/resume", partner.id),
+        &admin,
+        &json!({}),
+    )
+    .await;
     assert_eq!(
         app.get_with("/v1/admin/partners", &token).await.status(),
         StatusCode::OK

@@ -16,7 +16,122 @@ on_both_backends!(
     a_wrong_method_is_a_405_problem_with_allow,
     metrics_count_requests_by_route_pattern_and_status,
     the_reference_and_its_assets_are_served_locally,
+    every_answer_says_nosniff_and_problems_say_whether_to_retry,
+    unknown_query_parameters_and_token_json_fields_are_refused,
 );
+
+async fn every_answer_says_nosniff_and_problems_say_whether_to_retry(app: TestApp) {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/no/such/route",
+        "/v1/plans",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+    }
+    let missing = assert_problem(
+        app.get("/no/such/route").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(missing["retryable"], false);
+    let unauthorized = assert_problem(
+        app.get("/v1/plans").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert_eq!(unauthorized["retryable"], false);
+}
+
+async fn unknown_query_parameters_and_token_json_fields_are_refused(app: TestApp) {
+    let admin = app.admin_token().await;
+    for path in [
+        "/v1/admin/partners?limit=5&colour=blue",
+        "/v1/wallet/transactions?page=2",
+    ] {
+        let token = if path.starts_with("/v1/admin") {
+            admin.clone()
+        } else {
+            app.partner_with_token("Reader").await.1
+        };
+        assert_problem(
+            app.get_with(path, &token).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    let partner = app
+        .create_partner("Json", &[simrenew::auth::scopes::Scope::CatalogRead])
+        .await;
+    let json_with_extra = app
+        .client
+        .post(app.url("/v1/oauth/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials",
+            "client_id": partner.client_id, "client_secret": partner.client_secret,
+            "admin": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_with_extra.status(), StatusCode::BAD_REQUEST);
+    let body: Value = json_with_extra.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    // The form body follows RFC 6749 §3.2: unknown parameters are ignored.
+    let form_with_extra = app
+        .client
+        .post(app.url("/v1/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", partner.client_id.as_str()),
+            ("client_secret", partner.client_secret.as_str()),
+            ("resource", "ignored"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form_with_extra.status(), StatusCode::OK);
+}
+
+/// Readiness means the database takes a write: a database that answers but cannot write
+/// (read-only here, a full disk in production) is not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "TEST_POSTGRES_URL is not set: the PostgreSQL test did not run"
+)]
+async fn readiness_needs_the_database_to_take_a_write() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    let name = app.db.postgres_name().unwrap().to_owned();
+    app.db.admin_sql(&format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = on; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+    ));
+    let started = Instant::now();
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "a probe answers fast"
+    );
+    app.db.admin_sql(&format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = off; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/readyz").await.status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 async fn liveness_answers_with_a_generated_request_id(app: TestApp) {
     let response = app.get("/healthz").await;
@@ -244,4 +359,49 @@ async fn logs_carry_request_ids_and_never_secrets() {
             assert_eq!(line["span"]["request_id"], trace, "{line}");
         }
     }
+}
+
+/// A client-chosen value cannot forge a log line or send terminal escapes: in the text
+/// log, control characters in any field are written escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_text_cannot_forge_a_text_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("inject.db").display());
+    cli_create_partner(&database_url, "Root", "admin");
+    let log = dir.path().join("serve.log");
+    let server = Process::serve_logging_to(
+        &database_url,
+        &[("SIMRENEW_LOG", "info"), ("SIMRENEW_LOG_FORMAT", "text")],
+        Some(&log),
+    )
+    .await;
+    let forged = "evil\n2026-11-25T00:00:00Z  INFO simrenew: FORGED admin login ok\u{1b}[31m";
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/oauth/token", server.base_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", forged),
+            ("client_secret", "nope"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("client authentication failed"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "a terminal escape reached the log"
+    );
+    for line in text.lines() {
+        assert!(
+            !line.trim_start().starts_with("2026-11-25T00:00:00Z"),
+            "a forged line: {line}"
+        );
+    }
+    assert!(
+        text.contains("evil\\n2026-11-25"),
+        "the value is kept, escaped: {text}"
+    );
 }

@@ -912,3 +912,70 @@ async fn an_unknown_stored_state_fails_loudly(app: TestApp) {
         .unwrap();
     assert_eq!(wallet["balances"][0]["available"], 10_000 - PRICE);
 }
+
+/// The database failing inside a transaction (PostgreSQL terminating the connection, as
+/// in a restart) is a retryable 503 with `Retry-After`, writes nothing, and the same
+/// request succeeds once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "TEST_POSTGRES_URL is not set: the PostgreSQL test did not run"
+)]
+async fn a_connection_cut_inside_a_transaction_is_a_retryable_503() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let shop = shop(&app, 10_000).await;
+    let before = books(&app, &shop).await;
+    // Hold the wallet's row so that the order's debit waits inside its transaction.
+    let mut holder = diesel::PgConnection::establish(&app.db.raw_url).unwrap();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM wallet_balances WHERE partner_id = '{}' FOR UPDATE;",
+            shop.partner_id
+        ))
+        .unwrap();
+    let placing = {
+        let (client, url, token, body) = (
+            app.client.clone(),
+            app.url("/v1/orders"),
+            shop.token.clone(),
+            order_body(&shop),
+        );
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "cut-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    let name = app.db.postgres_name().unwrap().to_owned();
+    while !placing.is_finished() {
+        app.db.admin_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND wait_event_type = 'Lock'"
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let response = placing.await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let problem = assert_problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    assert_eq!(problem["retryable"], true);
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(books(&app, &shop).await, before, "nothing was written");
+    let retried = place(&app, &shop, "cut-1", &order_body(&shop)).await;
+    assert_eq!(
+        retried.status(),
+        StatusCode::CREATED,
+        "the same request, later, works"
+    );
+}
