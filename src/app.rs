@@ -13,7 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::http::{extractors, fallback, metrics, request_id};
+use crate::http::{body_deadline, extractors, fallback, metrics, request_id};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
@@ -64,6 +64,7 @@ pub fn document_json() -> String {
 pub fn build_app(
     state: &AppState,
     metrics: PrometheusMetrics,
+    body_read_timeout: std::time::Duration,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -88,6 +89,9 @@ pub fn build_app(
         .app_data(web::Data::from(state.catalog.clone()))
         .app_data(web::Data::from(state.payments.clone()))
         .app_data(web::Data::new(metrics.registry.clone()))
+        .app_data(web::Data::new(body_deadline::BodyReadTimeout(
+            body_read_timeout,
+        )))
         .app_data(route_table)
         .app_data(extractors::json_config())
         .app_data(extractors::form_config())
@@ -97,15 +101,32 @@ pub fn build_app(
         .service(web::redirect("/docs", "/docs/"))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc))
         .default_service(web::to(fallback::not_matched))
+        .wrap(from_fn(body_deadline::middleware))
         .wrap(metrics)
         .wrap(from_fn(request_id::middleware))
 }
 
-/// How many worker threads, and how long a graceful shutdown may take.
+/// How many worker threads, how long a graceful shutdown may take, and the deadlines
+/// for a client's request head, its body, and an idle keep-alive connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
     pub workers: Option<usize>,
     pub shutdown_timeout_s: u64,
+    pub header_read_timeout: std::time::Duration,
+    pub body_read_timeout: std::time::Duration,
+    pub keep_alive: std::time::Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            shutdown_timeout_s: 10,
+            header_read_timeout: std::time::Duration::from_secs(5),
+            body_read_timeout: std::time::Duration::from_secs(10),
+            keep_alive: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 /// How often unpaid orders are expired and owed refunds retried; expired idempotency
@@ -177,8 +198,11 @@ pub fn start(
     let metrics = metrics::build().map_err(std::io::Error::other)?;
     spawn_housekeeping(state.clone());
     spawn_provider_checks(state.clone());
-    let mut server = HttpServer::new(move || build_app(&state, metrics.clone()))
-        .shutdown_timeout(options.shutdown_timeout_s);
+    let body_read_timeout = options.body_read_timeout;
+    let mut server = HttpServer::new(move || build_app(&state, metrics.clone(), body_read_timeout))
+        .shutdown_timeout(options.shutdown_timeout_s)
+        .client_request_timeout(options.header_read_timeout)
+        .keep_alive(options.keep_alive);
     if let Some(workers) = options.workers {
         server = server.workers(workers);
     }

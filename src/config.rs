@@ -499,6 +499,22 @@ pub struct ServeArgs {
     /// Seconds given to in-flight requests to finish after SIGTERM/SIGINT.
     #[arg(long, env = "SIMRENEW_SHUTDOWN_TIMEOUT_S", default_value_t = 10)]
     pub shutdown_timeout_s: u64,
+
+    /// Milliseconds a client has to send a request's head (line and headers).
+    #[arg(long, env = "SIMRENEW_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub header_read_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a request's body once the head arrived
+    /// (`408 request_timeout` after it, and the connection is closed).
+    #[arg(long, env = "SIMRENEW_BODY_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub body_read_timeout_ms: u64,
+
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "SIMRENEW_KEEP_ALIVE_S", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub keep_alive_s: u64,
 }
 
 /// Everything the running service needs, independent of how it was gathered.

@@ -69,6 +69,8 @@ error_codes! {
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", false),
     /// The request body exceeds the size limit.
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", false),
+    /// The request body did not arrive within the read deadline; the connection is closed.
+    RequestTimeout => (REQUEST_TIMEOUT, "request_timeout", "Request timeout", true),
     /// The request body is not in a media type this operation accepts.
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", false),
     /// The request conflicts with the current state of the resource.

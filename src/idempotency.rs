@@ -5,8 +5,9 @@
 //! 1. claim the key in a short transaction (a concurrent duplicate then sees
 //!    `in_progress` → `409`; a different request under the key → `422`);
 //! 2. run the work and record its response in one transaction, so the work can never
-//!    commit without its response being stored (a crash leaves a claim that expires
-//!    after `CLAIM_TIMEOUT` and whose work never happened);
+//!    commit without its response being stored. The claim is a short lease
+//!    (`CLAIM_LEASE`) that the request renews while its work runs: a crashed request's
+//!    claim lapses within seconds and a retry takes it over; a failed one is released;
 //! 3. replay the stored status, `Location` and body bytes for every later retry, business
 //!    errors (`402`, `409`, `422`) included. Server errors release the claim instead, so
 //!    the client can retry.
@@ -29,8 +30,11 @@ use crate::error::{ApiError, ErrorCode, TxError};
 pub const HEADER: &str = "Idempotency-Key";
 const MAX_KEY_LEN: usize = 255;
 const KEY_LIFETIME: TimeDelta = TimeDelta::hours(24);
-/// Longer than any request may take: a claim this old belongs to a request that died.
-const CLAIM_TIMEOUT: TimeDelta = TimeDelta::seconds(60);
+/// How long a claim holds without renewal: a claim not renewed for this long belongs to
+/// a request that died (its work never committed), and a retry may take it over.
+const CLAIM_LEASE: TimeDelta = TimeDelta::seconds(3);
+/// How often a request renews the lease of the key it holds while its work runs.
+const LEASE_RENEWAL: Duration = Duration::from_secs(1);
 
 crate::db::stored_enum! {
     /// Where a key's request stands.
@@ -143,11 +147,12 @@ enum Claim {
     /// had created (multi-step requests resume from it).
     Claimed {
         resource_id: Option<String>,
-        fence: chrono::NaiveDateTime,
+        fence: String,
     },
     Replay(Reply),
     Mismatch,
-    InProgress,
+    /// Another request holds the key, its lease running until then (when known).
+    InProgress(Option<chrono::NaiveDateTime>),
 }
 
 type Row = (
@@ -158,6 +163,7 @@ type Row = (
     Option<String>,
     Option<Vec<u8>>,
     chrono::NaiveDateTime,
+    Option<String>,
     Option<String>,
 );
 
@@ -173,6 +179,7 @@ fn find(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Option<Row>> {
             idempotency_keys::response_body,
             idempotency_keys::expires_at,
             idempotency_keys::resource_id,
+            idempotency_keys::claim_token,
         ))
         .first(conn)
         .optional()
@@ -180,7 +187,8 @@ fn find(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Option<Row>> {
 
 fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
     let now = time::to_db(time::now());
-    let fence = now + CLAIM_TIMEOUT;
+    let lease_until = now + CLAIM_LEASE;
+    let fence = uuid::Uuid::new_v4().to_string();
     let fresh_claim = |conn: &mut DbConnection| {
         diesel::insert_into(idempotency_keys::table)
             .values((
@@ -188,25 +196,26 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
                 idempotency_keys::idempotency_key.eq(&scope.key),
                 idempotency_keys::fingerprint.eq(&scope.fingerprint),
                 idempotency_keys::state.eq(KeyState::InProgress),
-                idempotency_keys::locked_until.eq(fence),
+                idempotency_keys::locked_until.eq(lease_until),
+                idempotency_keys::claim_token.eq(&fence),
                 idempotency_keys::created_at.eq(now),
                 idempotency_keys::expires_at.eq(now + KEY_LIFETIME),
             ))
             .execute(conn)
             .map(|_| Claim::Claimed {
                 resource_id: None,
-                fence,
+                fence: fence.clone(),
             })
     };
     let target = idempotency_keys::table.find((&scope.partner_id, &scope.key));
     match find(conn, scope)? {
         None => fresh_claim(conn),
-        Some((.., expires_at, _)) if expires_at <= now => {
+        Some((.., expires_at, _, _)) if expires_at <= now => {
             diesel::delete(target).execute(conn)?;
             fresh_claim(conn)
         }
         Some((fingerprint, ..)) if fingerprint != scope.fingerprint => Ok(Claim::Mismatch),
-        Some((_, KeyState::Completed, _, Some(status), location, Some(body), _, _)) => {
+        Some((_, KeyState::Completed, _, Some(status), location, Some(body), ..)) => {
             Ok(Claim::Replay(Reply {
                 status: u16::try_from(status)
                     .ok()
@@ -220,24 +229,29 @@ fn try_claim(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
                 body,
             }))
         }
-        Some((_, _, locked_until, ..)) if locked_until > now => Ok(Claim::InProgress),
+        Some((_, _, locked_until, ..)) if locked_until > now => {
+            Ok(Claim::InProgress(Some(locked_until)))
+        }
         // The request holding the claim died, or gave up, before finishing: take over, as a
         // compare-and-swap on the lock it held, so two retries cannot both take it.
-        Some((_, KeyState::InProgress, held_until, .., resource_id)) => {
+        Some((_, KeyState::InProgress, held_until, .., resource_id, _)) => {
             let taken = diesel::update(
                 target
                     .filter(idempotency_keys::state.eq(KeyState::InProgress))
                     .filter(idempotency_keys::locked_until.eq(held_until)),
             )
-            .set(idempotency_keys::locked_until.eq(fence))
+            .set((
+                idempotency_keys::locked_until.eq(lease_until),
+                idempotency_keys::claim_token.eq(&fence),
+            ))
             .execute(conn)?;
             Ok(if taken == 1 {
                 Claim::Claimed { resource_id, fence }
             } else {
-                Claim::InProgress
+                Claim::InProgress(None)
             })
         }
-        Some(_) => Ok(Claim::InProgress),
+        Some(_) => Ok(Claim::InProgress(None)),
     }
 }
 
@@ -254,27 +268,59 @@ async fn claim(db: &Db, scope: &Scope) -> Result<Claim, ApiError> {
             Err(TxError::Failed(e)) => return Err(e),
         }
     }
-    Ok(Claim::InProgress)
+    Ok(Claim::InProgress(None))
 }
 
-/// The key's row, if this request still holds it: the fence is the lock it set, and a
-/// request that lost its claim (it outlived the timeout and another took over) finds
+/// The key's row, if this request still holds it: the fence is the claim token it set,
+/// and a request that lost its claim (its lease lapsed and another took over) finds
 /// nothing, so its work rolls back instead of committing a second time.
 macro_rules! held_row {
     ($scope:expr, $fence:expr) => {
         idempotency_keys::table
             .find((&$scope.partner_id, &$scope.key))
             .filter(idempotency_keys::state.eq(KeyState::InProgress))
-            .filter(idempotency_keys::locked_until.eq($fence))
+            .filter(idempotency_keys::claim_token.eq(&$fence))
     };
 }
 
-fn record(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    fence: chrono::NaiveDateTime,
-    reply: &Reply,
-) -> QueryResult<()> {
+/// Renews the lease of a held claim every `LEASE_RENEWAL` until dropped (the last clone
+/// of the [`Held`] it belongs to).
+#[derive(Debug)]
+struct LeaseKeeper(tokio::task::JoinHandle<()>);
+
+impl LeaseKeeper {
+    fn start(db: Db, scope: Scope, fence: String) -> Self {
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LEASE_RENEWAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (scope, fence) = (scope.clone(), fence.clone());
+                let renewed = db
+                    .transaction(move |conn| {
+                        let until = time::to_db(time::now()) + CLAIM_LEASE;
+                        diesel::update(held_row!(scope, fence))
+                            .set(idempotency_keys::locked_until.eq(until))
+                            .execute(conn)
+                            .map_err(ApiError::from)
+                    })
+                    .await;
+                if !matches!(renewed, Ok(1)) {
+                    // Completed, released, or taken over: nothing left to keep.
+                    return;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn record(conn: &mut DbConnection, scope: &Scope, fence: &str, reply: &Reply) -> QueryResult<()> {
     let updated = diesel::update(held_row!(scope, fence))
         .set((
             idempotency_keys::state.eq(KeyState::Completed),
@@ -290,7 +336,7 @@ fn record(
     }
 }
 
-async fn release(db: &Db, scope: Scope, fence: chrono::NaiveDateTime) {
+async fn release(db: &Db, scope: Scope, fence: String) {
     let released = db
         .transaction(move |conn| {
             diesel::delete(held_row!(scope, fence))
@@ -321,10 +367,12 @@ async fn reply_of(err: &ApiError) -> Result<Reply, ApiError> {
 #[derive(Debug, Clone)]
 pub struct Held {
     scope: Scope,
-    /// The lock this request set; only the holder of it may write the key.
-    fence: chrono::NaiveDateTime,
+    /// The claim token this request set; only its holder may write the key.
+    fence: String,
     /// What an interrupted earlier attempt had created, to resume from.
     pub resource_id: Option<String>,
+    /// Keeps the claim's lease alive while any clone of this is alive.
+    _lease: std::sync::Arc<LeaseKeeper>,
 }
 
 /// Where a keyed request stands before its work.
@@ -343,12 +391,29 @@ pub async fn start(db: &Db, scope: Scope) -> Result<Start, ApiError> {
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different request; use a new key for a new request",
         )),
-        Claim::InProgress => Err(ApiError::new(
-            ErrorCode::IdempotencyRequestInProgress,
-            "a request with this Idempotency-Key is still in progress; retry shortly",
-        )
-        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))),
+        Claim::InProgress(until) => {
+            // The truth: when the holder's lease lapses if it is not renewed.
+            let wait = until
+                .map(|until| (until - time::to_db(time::now())).num_milliseconds())
+                .map(|ms| (ms + 999) / 1000)
+                .unwrap_or(1)
+                .clamp(1, CLAIM_LEASE.num_seconds());
+            Err(ApiError::new(
+                ErrorCode::IdempotencyRequestInProgress,
+                "a request with this Idempotency-Key is still in progress; retry shortly",
+            )
+            .with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&wait.to_string())
+                    .unwrap_or(HeaderValue::from_static("1")),
+            ))
+        }
         Claim::Claimed { resource_id, fence } => Ok(Start::Held(Held {
+            _lease: std::sync::Arc::new(LeaseKeeper::start(
+                db.clone(),
+                scope.clone(),
+                fence.clone(),
+            )),
             scope,
             fence,
             resource_id,
@@ -373,7 +438,7 @@ impl Held {
     /// Stores the answer, in the transaction of the request's last write; fails (so the
     /// work rolls back) if this request no longer holds the key.
     pub fn complete(&self, conn: &mut DbConnection, reply: &Reply) -> QueryResult<()> {
-        record(conn, &self.scope, self.fence, reply)
+        record(conn, &self.scope, &self.fence, reply)
     }
 
     /// Remembers a refusal (the work rolled back) so a retry gets the same answer.
@@ -382,7 +447,7 @@ impl Held {
         let stored = reply.clone();
         let (scope, fence) = (self.scope, self.fence);
         let recorded = db
-            .transaction(move |conn| record(conn, &scope, fence, &stored).map_err(ApiError::from))
+            .transaction(move |conn| record(conn, &scope, &fence, &stored).map_err(ApiError::from))
             .await;
         if recorded.is_err() {
             tracing::warn!("a refusal was not stored: the idempotency claim had passed to a retry");

@@ -217,6 +217,9 @@ fn serve(mut settings: Settings, args: ServeArgs) -> Result<(), String> {
     let options = ServerOptions {
         workers: args.workers.map(usize::from),
         shutdown_timeout_s: args.shutdown_timeout_s,
+        header_read_timeout: std::time::Duration::from_millis(args.header_read_timeout_ms),
+        body_read_timeout: std::time::Duration::from_millis(args.body_read_timeout_ms),
+        keep_alive: std::time::Duration::from_secs(args.keep_alive_s),
     };
     tracing::info!(bind = %args.bind, database = %state.settings.database_url, "simrenew serving");
     actix_web::rt::System::new()

@@ -199,6 +199,9 @@ async fn issue_token(
 
     let body = match payload.to_bytes_limited(MAX_TOKEN_REQUEST_BYTES).await {
         Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if crate::http::body_deadline::timed_out_error(&e) => {
+            return Err(crate::http::body_deadline::request_timeout())
+        }
         Ok(Err(e)) => return Err(invalid_request(&format!("the body cannot be read: {e}"))),
         Err(_) => return Err(invalid_request("the body is too large")),
     };

@@ -382,6 +382,10 @@ pub async fn grant_term(
     grant: TermGrant,
     now: NaiveDateTime,
 ) -> Result<Balance, ApiError> {
+    if let Some(at) = grant.valid_from {
+        time::check_accepted(at)
+            .map_err(|why| ApiError::validation(vec![FieldError::new("valid_from", why)]))?;
+    }
     db.transaction(move |conn| {
         let card = store::find_card(conn, &iccid)?
             .ok_or_else(|| ApiError::not_found(format!("no card {iccid}")))?;

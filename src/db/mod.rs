@@ -156,24 +156,30 @@ struct Reachability {
 }
 
 impl Reachability {
-    fn failed(&self, error: &dyn fmt::Display) {
-        if !self.down.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    /// A connection attempt failed; `true` when this is news (and was logged).
+    fn failed(&self, error: &dyn fmt::Display) -> bool {
+        let news = !self.down.swap(true, std::sync::atomic::Ordering::Relaxed);
+        if news {
             let first_line = error.to_string();
             let first_line = first_line.lines().next().unwrap_or_default();
             tracing::error!(error = %first_line, "the database is unreachable");
         }
+        news
     }
 
-    fn connected(&self) {
-        if self.down.swap(false, std::sync::atomic::Ordering::Relaxed) {
+    /// A connection was opened; `true` when the database had been unreachable.
+    fn connected(&self) -> bool {
+        let news = self.down.swap(false, std::sync::atomic::Ordering::Relaxed);
+        if news {
             tracing::info!("the database is reachable again");
         }
+        news
     }
 }
 
 impl r2d2::HandleError<r2d2::Error> for ReachabilityLog {
     fn handle_error(&self, error: r2d2::Error) {
-        self.0.failed(&error);
+        let _ = self.0.failed(&error);
     }
 }
 
@@ -188,7 +194,7 @@ impl ManageConnection for ConnectionManager {
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         let connected = self.open();
         if connected.is_ok() {
-            self.reachability.connected();
+            let _ = self.reachability.connected();
         }
         connected
     }
@@ -411,6 +417,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_logged_once_and_its_end_once() {
+        let reachability = Reachability::default();
+        assert!(
+            !reachability.connected(),
+            "up from the start: nothing to say"
+        );
+        let refused = "connection refused\n\tIs the server running on that host?";
+        assert!(reachability.failed(&refused), "the first failure is news");
+        for _ in 0..50 {
+            assert!(!reachability.failed(&refused), "the next ones are not");
+        }
+        assert!(reachability.connected(), "back: news");
+        assert!(!reachability.connected());
+        assert!(reachability.failed(&refused), "a new outage is news again");
+    }
 
     #[test]
     fn postgres_schemes_select_postgres() {

@@ -4,6 +4,7 @@
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
 use actix_web::{web, HttpRequest};
 
+use super::body_deadline;
 use crate::error::{ApiError, ErrorCode};
 
 /// Largest request body accepted, in bytes. No call of this API needs more.
@@ -55,8 +56,13 @@ fn json_error(err: JsonPayloadError) -> ApiError {
         JsonPayloadError::Deserialize(e) => {
             ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
         }
+        JsonPayloadError::Payload(e) if body_deadline::timed_out(&e) => too_slow(),
         other => ApiError::bad_request(format!("the request body could not be read: {other}")),
     }
+}
+
+fn too_slow() -> ApiError {
+    body_deadline::request_timeout()
 }
 
 /// Reads a whole request body of at most `limit` bytes (`413` problem+json beyond), for
@@ -64,6 +70,7 @@ fn json_error(err: JsonPayloadError) -> ApiError {
 pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if body_deadline::timed_out_error(&e) => Err(too_slow()),
         Ok(Err(e)) => Err(ApiError::bad_request(format!(
             "the request body could not be read: {e}"
         ))),
@@ -110,6 +117,7 @@ fn form_error(err: UrlencodedError) -> ApiError {
         UrlencodedError::Parse(e) => {
             ApiError::bad_request(format!("the form body does not fit this operation: {e}"))
         }
+        UrlencodedError::Payload(e) if body_deadline::timed_out(&e) => too_slow(),
         other => ApiError::bad_request(format!("the form body could not be read: {other}")),
     }
 }

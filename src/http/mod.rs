@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every capability: request ids, extractor errors, the
 //! fallback for unmatched routes, metrics.
 
+pub mod body_deadline;
 pub mod extractors;
 pub mod fallback;
 pub mod metrics;

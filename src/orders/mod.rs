@@ -313,6 +313,14 @@ impl OrderQuery {
                     .map_err(|e| errors.push(FieldError::new("iccid", e)))
                     .ok()
             });
+        for (field, at) in [
+            ("created_after", self.created_after),
+            ("created_before", self.created_before),
+        ] {
+            if let Some(Err(why)) = at.map(time::check_accepted) {
+                errors.push(FieldError::new(field, why));
+            }
+        }
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }

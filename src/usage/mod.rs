@@ -135,8 +135,9 @@ fn apply(
 }
 
 impl UsageBatch {
-    /// The batch's shape: 1 to `MAX_BATCH` records, each ICCID a valid one (`422` naming
-    /// `records[i].iccid` otherwise; nothing of the batch is applied).
+    /// The batch's shape: 1 to `MAX_BATCH` records, each ICCID a valid one and each
+    /// `occurred_at` in the accepted range (`422` naming `records[i].iccid` or
+    /// `records[i].occurred_at` otherwise; nothing of the batch is applied).
     pub fn check(&self) -> Result<(), ApiError> {
         if self.records.is_empty() || self.records.len() > MAX_BATCH {
             return Err(ApiError::validation(vec![FieldError::new(
@@ -148,12 +149,16 @@ impl UsageBatch {
             .records
             .iter()
             .enumerate()
-            .filter_map(|(i, record)| {
-                record
+            .flat_map(|(i, record)| {
+                let iccid = record
                     .iccid
                     .parse::<Iccid>()
                     .err()
-                    .map(|e| FieldError::new(format!("records[{i}].iccid"), e))
+                    .map(|e| FieldError::new(format!("records[{i}].iccid"), e));
+                let occurred_at = time::check_accepted(record.occurred_at)
+                    .err()
+                    .map(|e| FieldError::new(format!("records[{i}].occurred_at"), e));
+                iccid.into_iter().chain(occurred_at)
             })
             .collect();
         if errors.is_empty() {

@@ -16,6 +16,7 @@ on_both_backends!(
     list_filters_by_status_type_and_expiry,
     operators_suspend_resume_and_move_cards,
     the_status_filter_in_sql_agrees_with_the_status_rule,
+    timestamps_outside_the_accepted_range_are_refused,
 );
 
 struct World {
@@ -713,4 +714,75 @@ async fn the_status_filter_in_sql_agrees_with_the_status_rule(app: TestApp) {
         }
         assert!(expected.is_empty(), "unknown statuses shown: {expected:?}");
     }
+}
+
+/// A timestamp from a client is 2000-01-01 to before 2100-01-01: far dates are a 4xx
+/// naming the field (they were a 500, or stored), and nothing is written.
+async fn timestamps_outside_the_accepted_range_are_refused(app: TestApp) {
+    let w = world(&app).await;
+    let card = iccid(9, 1);
+    app.import_cards(
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": card, "card_type": "fm"}]),
+    )
+    .await;
+    for at in [
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
+        "2100-01-01T00:00:00Z",
+    ] {
+        let problem = assert_problem(
+            app.post_json(
+                &format!("/v1/admin/cards/{card}/terms"),
+                &w.admin,
+                &json!({"plan_id": w.fm_month, "valid_from": at}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem_fields(&problem), ["valid_from"], "{at}");
+    }
+    let beyond_four_digits = app
+        .post_json(
+            &format!("/v1/admin/cards/{card}/terms"),
+            &w.admin,
+            &json!({"plan_id": w.fm_month, "valid_from": "+10000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert!(beyond_four_digits.status().is_client_error());
+    let balance: Value = app
+        .get_with(&format!("/v1/cards/{card}/balance"), &w.partner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["current"], Value::Null);
+    assert_eq!(balance["upcoming"], json!([]), "no term was granted");
+
+    let network = app.network_token().await;
+    let far = json!({"records": [{"id": "far-1", "iccid": card, "kind": "data", "quantity": 1,
+        "occurred_at": "9999-12-31T23:59:59Z"}]});
+    let problem = assert_problem(
+        app.post_json("/v1/network/usage", &network, &far).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&problem), ["records[0].occurred_at"]);
+
+    let orders_token = app.partner_with_token("Reader").await.1;
+    let problem = assert_problem(
+        app.get_with(
+            "/v1/orders?created_after=9999-12-31T23:59:59Z",
+            &orders_token,
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&problem), ["created_after"]);
 }

@@ -405,3 +405,48 @@ async fn client_text_cannot_forge_a_text_log_line() {
         "the value is kept, escaped: {text}"
     );
 }
+
+/// A client that announces a body and never sends it does not hold its connection: the
+/// body read deadline answers `408 request_timeout` and closes the connection, for many
+/// such clients at once, without authentication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_is_cut_off_at_the_read_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("slow.db").display());
+    let server = Process::serve(&database_url, &[("SIMRENEW_BODY_READ_TIMEOUT_MS", "500")]).await;
+    let address = server.base_url.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        let address = address.clone();
+        clients.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            stream
+                .write_all(
+                    b"POST /v1/oauth/token HTTP/1.1\r\nHost: simrenew\r\n\
+                      Content-Type: application/x-www-form-urlencoded\r\n\
+                      Content-Length: 60000\r\n\r\ng",
+                )
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            // Reads until the server closes the connection.
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+                .await
+                .expect("the connection was closed")
+                .unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        }));
+    }
+    for client in clients {
+        let answer = client.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off near the deadline, not held: {:?}",
+        started.elapsed()
+    );
+}

@@ -253,6 +253,7 @@ impl TestApp {
         let options = ServerOptions {
             workers: Some(2),
             shutdown_timeout_s: 1,
+            ..ServerOptions::default()
         };
         let server = app::start(state, listener, options).expect("start server");
         tokio::spawn(server);

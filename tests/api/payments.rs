@@ -955,3 +955,131 @@ async fn the_webhook_events_to_enable_are_checked(backend: Backend) {
     fake.state.lock().unwrap().webhook_endpoints = vec![vec!["*"]];
     assert!(stripe.missing_webhook_events().await.unwrap().is_empty());
 }
+
+/// The kill -9 drill: a process dies while it holds an order's `Idempotency-Key` (in the
+/// provider call). A retry with the same key on another process is told the truth
+/// (`409` with a `Retry-After` within the claim's short lease) and, obeying it, gets its
+/// order within 5 s of the crash: one order, one payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_holder_of_a_key_delays_a_retry_by_seconds_only() {
+    use crate::helpers::{cli, cli_create_partner, fetch_token, Process};
+    let fake = FakeStripe::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drill.db").display());
+    let acme = cli_create_partner(&url, "Acme", "catalog:read orders:write orders:read");
+    cli(
+        &url,
+        &[
+            "plans",
+            "import",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/src/catalog/demo_plans.json"),
+        ],
+    );
+    let card = iccid(51, 1);
+    let csv = dir.path().join("cards.csv");
+    std::fs::write(&csv, format!("iccid,card_type,msisdn,eid\n{card},esim,,\n")).unwrap();
+    cli(
+        &url,
+        &[
+            "cards",
+            "import",
+            csv.to_str().unwrap(),
+            "--partner",
+            &acme.id,
+        ],
+    );
+    let env = [
+        ("SIMRENEW_PAYMENT_METHODS", "alipay=stripe"),
+        ("STRIPE_SECRET_KEY", "sk_test_drill"),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("SIMRENEW_STRIPE_API_BASE", fake.url.as_str()),
+        ("SIMRENEW_PAYMENT_TIMEOUT_MS", "10000"),
+    ];
+    let first = Process::serve(&url, &env).await;
+    let client = reqwest::Client::new();
+    let token = fetch_token(
+        &client,
+        &first.base_url,
+        &acme.client_id,
+        &acme.client_secret,
+    )
+    .await;
+    let plan = {
+        let plans: Value = client
+            .get(format!(
+                "{}/v1/plans?card_type=esim&currency=CNY",
+                first.base_url
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        plans["data"][0]["id"].as_str().unwrap().to_owned()
+    };
+    let body =
+        json!({"iccid": card, "plan_id": plan, "currency": "CNY", "payment_method": "alipay"});
+    let place_at = |base: String| {
+        let (client, token, body) = (client.clone(), token.clone(), body.clone());
+        async move {
+            client
+                .post(format!("{base}/v1/orders"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", "drill-1")
+                .json(&body)
+                .send()
+                .await
+        }
+    };
+    // The first process takes the key and hangs in the provider call; then it is killed.
+    fake.state.lock().unwrap().slow = true;
+    let in_flight = tokio::spawn(place_at(first.base_url.clone()));
+    while fake.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first);
+    let crashed_at = std::time::Instant::now();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the connection died with the process"
+    );
+    fake.state.lock().unwrap().slow = false;
+
+    let second = Process::serve(&url, &env).await;
+    let order = loop {
+        let response = place_at(second.base_url.clone()).await.unwrap();
+        match response.status() {
+            StatusCode::CREATED => break response.json::<Value>().await.unwrap(),
+            StatusCode::CONFLICT => {
+                let wait: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=3).contains(&wait), "Retry-After {wait}");
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(
+            crashed_at.elapsed() < Duration::from_secs(10),
+            "still waiting"
+        );
+    };
+    let waited = crashed_at.elapsed();
+    println!("kill -9 drill: the retry got its order {waited:?} after the crash");
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    assert_eq!(order["status"], "pending_payment");
+    let orders: Value = client
+        .get(format!("{}/v1/orders", second.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders["data"].as_array().unwrap().len(), 1, "one order");
+}
