@@ -27,6 +27,7 @@ on_both_backends!(
     refunds_are_tracked_to_a_final_state,
     a_method_is_refused_in_a_currency_it_does_not_take,
     the_webhook_events_to_enable_are_checked,
+    an_unreachable_provider_is_not_described_to_clients,
 );
 
 fn with_stripe(settings: &mut Settings, api_base: &str) {
@@ -1082,4 +1083,27 @@ async fn a_crashed_holder_of_a_key_delays_a_retry_by_seconds_only() {
         .await
         .unwrap();
     assert_eq!(orders["data"].as_array().unwrap().len(), 1, "one order");
+}
+
+/// A provider that cannot be reached is a 503 that says so, without the address or the
+/// transport's error text (configuration, logged for operators only).
+async fn an_unreachable_provider_is_not_described_to_clients(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = TestApp::spawn_configured(backend, |s| with_stripe(s, &address)).await;
+    let b = buyer(&app).await;
+    let problem = assert_problem(
+        place(&app, &b, "alipay", "unreachable").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "payment_provider_unavailable",
+    )
+    .await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("127.0.0.1") && !detail.contains("http"),
+        "{detail}"
+    );
+    assert!(detail.contains("could not be reached"), "{detail}");
+    assert_eq!(problem["retryable"], true);
 }
