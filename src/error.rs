@@ -326,7 +326,10 @@ impl From<DbError> for ApiError {
 pub fn is_transient(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
+            _,
+        ) => true,
         Error::DatabaseError(_, info) => {
             let message = info.message().to_ascii_lowercase();
             [
@@ -336,6 +339,8 @@ pub fn is_transient(e: &diesel::result::Error) -> bool {
                 "the database system is shutting down",
                 "the database system is starting up",
                 "database or disk is full",
+                "database is locked",
+                "deadlock detected",
                 "disk i/o error",
                 "no space left on device",
                 "could not extend file",

@@ -305,9 +305,12 @@ impl LeaseKeeper {
                             .map_err(ApiError::from)
                     })
                     .await;
-                if !matches!(renewed, Ok(1)) {
+                match renewed {
+                    Ok(1) => {}
                     // Completed, released, or taken over: nothing left to keep.
-                    return;
+                    Ok(_) => return,
+                    // The database was busy or away: try again at the next tick.
+                    Err(e) => tracing::debug!(error = %e, "an idempotency lease was not renewed"),
                 }
             }
         }))

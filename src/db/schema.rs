@@ -202,6 +202,7 @@ diesel::table! {
         origin -> Text,
         failure_reason -> Nullable<Text>,
         attempts -> Integer,
+        key_attempt -> Integer,
         next_attempt_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,

@@ -38,16 +38,7 @@ pub async fn cancel(
                 now,
             )?;
             if cancelled.holds_external_payment() {
-                let payment_id = cancelled.provider_payment_id.clone().ok_or_else(|| {
-                    ApiError::internal("a paid external order without its payment id")
-                })?;
-                refunds::request_provider_refund_in(
-                    conn,
-                    &cancelled,
-                    &payment_id,
-                    cancelled.amount,
-                    now,
-                )?;
+                refunds::request_rest_in(conn, &cancelled, now)?;
                 return Ok(cancelled);
             }
             refunds::refund_to_wallet_in(conn, &cancelled, now)

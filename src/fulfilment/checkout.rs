@@ -70,7 +70,7 @@ pub async fn place_wallet_order(
 
 fn provider_error(e: ProviderError) -> ApiError {
     match e {
-        ProviderError::Unavailable(cause) => ApiError::new(
+        ProviderError::Unavailable(cause) | ProviderError::Unanswered(cause) => ApiError::new(
             ErrorCode::PaymentProviderUnavailable,
             format!("{cause}; nothing was charged yet: retry with the same Idempotency-Key"),
         )
@@ -219,16 +219,20 @@ pub async fn place_external_order(
                 return held.refuse(db, &provider_error(rejected)).await
             }
             Err(unavailable) => {
-                // The provider keeps its answer to a key (failures too): the retry
-                // this answer invites must reach it under a new one.
-                let order_id = order.id.clone();
-                let bumped = db
-                    .transaction(move |conn| {
-                        order_store::next_provider_attempt(conn, &order_id).map_err(ApiError::from)
-                    })
-                    .await;
-                if let Err(e) = bumped {
-                    tracing::warn!(error = %e, "could not record a failed provider attempt");
+                // The provider keeps its answer to a key (failures too): after an
+                // answered failure, the retry this answer invites must reach it under a
+                // new key. Without an answer the payment may exist: keep the key.
+                if matches!(unavailable, ProviderError::Unavailable(_)) {
+                    let order_id = order.id.clone();
+                    let bumped = db
+                        .transaction(move |conn| {
+                            order_store::next_provider_attempt(conn, &order_id)
+                                .map_err(ApiError::from)
+                        })
+                        .await;
+                    if let Err(e) = bumped {
+                        tracing::warn!(error = %e, "could not record a failed provider attempt");
+                    }
                 }
                 held.release(db, true).await;
                 return Err(provider_error(unavailable));

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::db::{Db, DbConnection};
 use crate::domain::CardType;
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::orders::model::PaymentStatus;
 use crate::orders::{self, state::OrderEvent};
 use crate::payments::Payments;
 
@@ -31,6 +32,12 @@ pub fn confirm_in(
     let order = activation::load_order(conn, caller, order_id)?;
     let existing =
         activation_store::find(conn, &order.id)?.ok_or_else(|| activation::not_paid(&order))?;
+    if order.payment_status == PaymentStatus::Refunded {
+        return Err(ApiError::new(
+            ErrorCode::InvalidStateTransition,
+            "the order's payment was refunded; its renewal cannot take effect",
+        ));
+    }
     match existing.status {
         ActivationStatus::Confirmed => return Ok(existing),
         ActivationStatus::Failed => return Err(activation::already_failed()),
@@ -124,11 +131,7 @@ pub fn fail_in(
     }
     let failed = orders::transition(conn, &order, OrderEvent::ActivationFailed, now)?;
     if failed.holds_external_payment() {
-        let payment_id = failed
-            .provider_payment_id
-            .clone()
-            .ok_or_else(|| ApiError::internal("a paid external order without its payment id"))?;
-        refunds::request_provider_refund_in(conn, &failed, &payment_id, failed.amount, now)?;
+        refunds::request_rest_in(conn, &failed, now)?;
     } else {
         refunds::refund_to_wallet_in(conn, &failed, now)?;
     }

@@ -86,6 +86,7 @@ pub fn request_provider_refund_in(
         origin: RefundOrigin::Simrenew,
         failure_reason: None,
         attempts: 0,
+        key_attempt: 0,
         next_attempt_at: Some(now),
         created_at: now,
         updated_at: now,
@@ -94,16 +95,72 @@ pub fn request_provider_refund_in(
     Ok(row)
 }
 
-/// Recomputes what of the order's payment went back from its succeeded refunds and
-/// records it; a completed order refunded in full becomes `refunded`.
+/// The part of the order's own payment not yet refunded nor on its way back.
+fn refundable_rest(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    payment_id: &str,
+) -> Result<MinorUnits, ApiError> {
+    let taken = refund_store::total_of_payment(
+        conn,
+        &order.id,
+        payment_id,
+        order.currency,
+        &[
+            RefundStatus::Requested,
+            RefundStatus::Pending,
+            RefundStatus::Succeeded,
+        ],
+    )?;
+    Ok(order.amount.checked_sub(taken).unwrap_or(MinorUnits::ZERO))
+}
+
+/// Decides the refund of what is left of the order's external payment (all of it, unless
+/// part was refunded at the provider already); nothing when nothing is left.
+pub fn request_rest_in(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    now: NaiveDateTime,
+) -> Result<Option<RefundRow>, ApiError> {
+    let payment_id = order
+        .provider_payment_id
+        .clone()
+        .ok_or_else(|| ApiError::internal("a paid external order without its payment id"))?;
+    let rest = refundable_rest(conn, order, &payment_id)?;
+    if !rest.is_positive() {
+        return Ok(None);
+    }
+    request_provider_refund_in(conn, order, &payment_id, rest, now).map(Some)
+}
+
+/// Recomputes what of the order's own payment went back (its succeeded refunds, not those
+/// of another payment that came for it) and records it; a completed order refunded in
+/// full becomes `refunded`. The order's row is locked first, so that two refunds
+/// settling at once each count the other.
 pub fn apply_refund_totals_in(
     conn: &mut DbConnection,
     order_id: &str,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
+    order_store::lock(conn, order_id)?;
     let order =
         order_store::find(conn, order_id)?.ok_or_else(|| ApiError::internal("order vanished"))?;
-    let total = refund_store::refunded_total(conn, order_id)?;
+    // Only money that paid the order is the order's refund (a mismatching payment given
+    // back never paid it).
+    let paid_by_it = matches!(
+        order.payment_status,
+        PaymentStatus::Succeeded | PaymentStatus::Refunded
+    );
+    let Some(payment_id) = order.provider_payment_id.clone().filter(|_| paid_by_it) else {
+        return Ok(order);
+    };
+    let total = refund_store::total_of_payment(
+        conn,
+        order_id,
+        &payment_id,
+        order.currency,
+        &[RefundStatus::Succeeded],
+    )?;
     let recorded = orders::record_refund(conn, &order, total, now)?;
     if recorded.status == OrderStatus::Completed && total >= recorded.amount {
         return orders::transition(conn, &recorded, OrderEvent::Refund, now);
@@ -186,9 +243,15 @@ pub async fn make_refund(
                 order_id: &refund.order_id,
                 payment_id: &refund.provider_payment_id,
                 amount: refund.amount,
-                attempt: refund.attempts,
+                attempt: refund.key_attempt,
             };
-            match provider.refund(&request).await {
+            let outcome = provider.refund(&request).await;
+            if let Err(ProviderError::Unavailable(_)) = &outcome {
+                // The provider keeps its answer to a key: the next try needs a new one.
+                // (Without an answer the refund may exist: the key is kept.)
+                updated.key_attempt = refund.key_attempt.saturating_add(1);
+            }
+            match outcome {
                 Ok(made) => {
                     updated.provider_refund_id = Some(made.refund_id);
                     updated.failure_reason = made.failure_reason;
@@ -204,7 +267,7 @@ pub async fn make_refund(
                     updated.failure_reason = Some(why);
                     updated.next_attempt_at = None;
                 }
-                Err(ProviderError::Unavailable(why)) => {
+                Err(ProviderError::Unavailable(why) | ProviderError::Unanswered(why)) => {
                     updated.attempts = refund.attempts.saturating_add(1);
                     if updated.attempts >= MAX_REFUND_ATTEMPTS {
                         updated.status = RefundStatus::Failed;
@@ -235,6 +298,8 @@ pub struct ReportedRefund<'a> {
     pub provider: &'a str,
     pub payment_id: &'a str,
     pub provider_refund_id: &'a str,
+    /// Our refund's id, when the provider's refund names it (its metadata).
+    pub our_refund_id: Option<&'a str>,
     pub status: ProviderRefundStatus,
     pub amount: MinorUnits,
     pub failure_reason: Option<String>,
@@ -253,6 +318,7 @@ pub fn record_provider_refund_in(
         provider,
         payment_id,
         provider_refund_id,
+        our_refund_id,
         status,
         amount,
         failure_reason,
@@ -262,7 +328,17 @@ pub fn record_provider_refund_in(
         ProviderRefundStatus::Succeeded => RefundStatus::Succeeded,
         ProviderRefundStatus::Failed => RefundStatus::Failed,
     };
-    match refund_store::find_by_provider_id(conn, provider, provider_refund_id)? {
+    // Our own refund may be reported before our request for it came back: find it by
+    // our id (its metadata) first, so that it is not recorded a second time.
+    let known = match our_refund_id {
+        Some(ours) => refund_store::find(conn, ours)?.filter(|r| r.order_id == order.id),
+        None => None,
+    };
+    let known = match known {
+        Some(known) => Some(known),
+        None => refund_store::find_by_provider_id(conn, provider, provider_refund_id)?,
+    };
+    match known {
         Some(known) if known.status == status => Ok(known),
         Some(known) if matches!(known.status, RefundStatus::Succeeded | RefundStatus::Failed) => {
             // Final states stay final; a late or repeated event changes nothing.
@@ -271,6 +347,8 @@ pub fn record_provider_refund_in(
         Some(known) => {
             let mut updated = known.clone();
             updated.status = status;
+            updated.provider_refund_id = Some(provider_refund_id.to_owned());
+            updated.next_attempt_at = None;
             updated.failure_reason = failure_reason.or(known.failure_reason.clone());
             updated.updated_at = now;
             settle_refund_in(conn, &updated, known.status, now)
@@ -288,6 +366,7 @@ pub fn record_provider_refund_in(
                 origin: RefundOrigin::Provider,
                 failure_reason,
                 attempts: 0,
+                key_attempt: 0,
                 next_attempt_at: None,
                 created_at: now,
                 updated_at: now,

@@ -170,6 +170,7 @@ fn apply(
         (
             EventKind::Refund {
                 refund_id,
+                our_refund_id,
                 status,
                 amount,
                 failure_reason,
@@ -188,6 +189,7 @@ fn apply(
                     provider,
                     payment_id,
                     provider_refund_id: refund_id,
+                    our_refund_id: our_refund_id.as_deref(),
                     status: *status,
                     amount: *amount,
                     failure_reason: failure_reason.clone(),

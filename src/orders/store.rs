@@ -186,6 +186,15 @@ pub fn next_provider_attempt(conn: &mut DbConnection, id: &str) -> QueryResult<(
         .map(drop)
 }
 
+/// Takes the order's row lock for the rest of the transaction (on PostgreSQL; SQLite
+/// writers take turns anyway): changes to one order made together see each other.
+pub fn lock(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(orders::table.find(id))
+        .set(orders::updated_at.eq(orders::updated_at))
+        .execute(conn)
+        .map(drop)
+}
+
 /// Moves an order to the back of a sweep's queue.
 pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(orders::table.find(id))

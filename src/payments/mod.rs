@@ -84,6 +84,10 @@ pub enum ProviderError {
     /// It refused the request: retrying the same will not help.
     #[error("payment provider refused: {0}")]
     Rejected(String),
+    /// No answer came (a timeout, a lost connection, a key still in use): the provider
+    /// may have applied the request, so a retry must reuse its idempotency key.
+    #[error("payment provider did not answer: {0}")]
+    Unanswered(String),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -110,6 +114,8 @@ pub enum EventKind {
     /// A refund of one of our payments changed (also refunds made at the provider).
     Refund {
         refund_id: String,
+        /// Our refund's id, when the refund is ours (its metadata).
+        our_refund_id: Option<String>,
         status: ProviderRefundStatus,
         amount: MinorUnits,
         failure_reason: Option<String>,

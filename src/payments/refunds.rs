@@ -51,6 +51,9 @@ pub struct RefundRow {
     pub origin: RefundOrigin,
     pub failure_reason: Option<String>,
     pub attempts: i32,
+    /// The attempt number in the provider idempotency key: it changes only after the
+    /// provider answered a failure (an unanswered request may have been applied).
+    pub key_attempt: i32,
     pub next_attempt_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -164,6 +167,7 @@ pub fn update_if_status(
         refunds::provider_refund_id.eq(&row.provider_refund_id),
         refunds::failure_reason.eq(&row.failure_reason),
         refunds::attempts.eq(row.attempts),
+        refunds::key_attempt.eq(row.key_attempt),
         refunds::next_attempt_at.eq(row.next_attempt_at),
         refunds::updated_at.eq(row.updated_at),
     ))
@@ -171,11 +175,21 @@ pub fn update_if_status(
     .map(|n| n == 1)
 }
 
-/// The sum of an order's succeeded refunds.
-pub fn refunded_total(conn: &mut DbConnection, order_id: &str) -> QueryResult<MinorUnits> {
+/// The sum of the refunds of one payment of an order, in its currency, in `statuses`
+/// (refunds of another payment that came for the order, e.g. a mismatching one, are not
+/// the order's money).
+pub fn total_of_payment(
+    conn: &mut DbConnection,
+    order_id: &str,
+    payment_id: &str,
+    currency: Currency,
+    statuses: &[RefundStatus],
+) -> QueryResult<MinorUnits> {
     let amounts: Vec<MinorUnits> = refunds::table
         .filter(refunds::order_id.eq(order_id))
-        .filter(refunds::status.eq(RefundStatus::Succeeded))
+        .filter(refunds::provider_payment_id.eq(payment_id))
+        .filter(refunds::currency.eq(currency))
+        .filter(refunds::status.eq_any(statuses.to_vec()))
         .select(refunds::amount)
         .load(conn)?;
     amounts

@@ -110,9 +110,9 @@ impl Stripe {
                     // The cause names our configuration (the URL): logged, not answered.
                     tracing::warn!(error = %e, "Stripe request failed");
                     if e.is_timeout() {
-                        ProviderError::Unavailable("Stripe did not answer in time".into())
+                        ProviderError::Unanswered("Stripe did not answer in time".into())
                     } else {
-                        ProviderError::Unavailable("Stripe could not be reached".into())
+                        ProviderError::Unanswered("Stripe could not be reached".into())
                     }
                 })?;
             let status = response.status();
@@ -127,7 +127,13 @@ impl Stripe {
                 tokio::time::sleep(Duration::from_millis(250 << retries)).await;
                 continue;
             }
-            if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 409 {
+            if status.as_u16() == 409 {
+                // The key is still in use by a request Stripe may yet apply.
+                return Err(ProviderError::Unanswered(format!(
+                    "Stripe answered {status}"
+                )));
+            }
+            if status.is_server_error() || status.as_u16() == 429 {
                 return Err(ProviderError::Unavailable(format!(
                     "Stripe answered {status}"
                 )));
@@ -154,7 +160,7 @@ impl Stripe {
             return response
                 .json::<StripeObject>()
                 .await
-                .map_err(|e| ProviderError::Unavailable(format!("unreadable Stripe answer: {e}")));
+                .map_err(|e| ProviderError::Unanswered(format!("unreadable Stripe answer: {e}")));
         }
     }
 
@@ -251,14 +257,17 @@ impl Stripe {
     /// PaymentIntent (`POST /v1/payment_intents/{id}/cancel`, not once it succeeded).
     /// Stripe refusing (it completed meanwhile) is `Ok(false)`.
     pub async fn close(&self, payment: &CloseRequest<'_>) -> Result<bool, ProviderError> {
+        // Closing is idempotent by nature (an expired session stays expired), so each try
+        // gets its own key: a saved failure must not be replayed to the next one.
+        let attempt = uuid::Uuid::new_v4().simple();
         let (path, key) = match (payment.session_id, payment.payment_id) {
             (Some(session), _) => (
                 format!("/v1/checkout/sessions/{session}/expire"),
-                format!("simrenew-order-{}-expire", payment.order_id),
+                format!("simrenew-order-{}-expire-{attempt}", payment.order_id),
             ),
             (None, Some(intent)) => (
                 format!("/v1/payment_intents/{intent}/cancel"),
-                format!("simrenew-order-{}-cancel", payment.order_id),
+                format!("simrenew-order-{}-cancel-{attempt}", payment.order_id),
             ),
             (None, None) => return Ok(true),
         };
@@ -535,6 +544,7 @@ fn parse_event(body: &[u8]) -> Result<PaymentEvent, WebhookError> {
             if let Some(refund_id) = id_of(&object["id"]) {
                 parsed.kind = EventKind::Refund {
                     refund_id,
+                    our_refund_id: object["metadata"]["refund_id"].as_str().map(str::to_owned),
                     status: refund_status(object["status"].as_str()),
                     amount: amount_of(&object["amount"]),
                     failure_reason: object["failure_reason"].as_str().map(str::to_owned),

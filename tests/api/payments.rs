@@ -28,6 +28,8 @@ on_both_backends!(
     a_method_is_refused_in_a_currency_it_does_not_take,
     the_webhook_events_to_enable_are_checked,
     an_unreachable_provider_is_not_described_to_clients,
+    a_refund_reported_before_its_request_returns_is_recorded_once,
+    a_refunded_order_cannot_take_effect,
 );
 
 fn with_stripe(settings: &mut Settings, api_base: &str) {
@@ -635,8 +637,9 @@ async fn a_failing_provider_leaves_a_consistent_order_and_a_retry_resumes(backen
         .collect();
     assert_eq!(
         keys,
-        [0, 1, 2].map(|n| format!("simrenew-order-{id}-create-{n}")),
-        "a new Stripe key after each failed attempt (Stripe would replay the 500)"
+        [0, 1, 1].map(|n| format!("simrenew-order-{id}-create-{n}")),
+        "a new Stripe key after Stripe answered a failure (it would replay the 500), \
+         the same one after no answer (the payment may exist)"
     );
     let replay = place(&app, &b, "alipay", "flaky").await;
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
@@ -690,6 +693,12 @@ async fn a_payment_that_does_not_match_its_order_pays_nothing_and_goes_back(back
             refunds[0]["currency"].as_str()
         ),
         (Some(100), Some("USD"))
+    );
+    let still = order_of(&app, &b, id).await;
+    assert_eq!(
+        (still["payment"]["status"].as_str(), &still["refund"]),
+        (Some("pending"), &Value::Null),
+        "refunds of payments that were not the order's are not the order's refunds"
     );
     let refunded_intents: Vec<String> = fake
         .requests()
@@ -853,18 +862,6 @@ async fn refunds_are_tracked_to_a_final_state(backend: Backend) {
     );
     fake.state.lock().unwrap().fail_next = 0;
 
-    // Alipay refunds stop 90 days after the payment.
-    app.clock.advance(chrono::TimeDelta::days(91));
-    let asked_before = fake.requests().len();
-    cancel(paid[2].clone()).await;
-    let too_late = refunds_of(&app, &b, &paid[2]).await;
-    assert_eq!(too_late[0]["status"], "failed");
-    assert!(too_late[0]["failure_reason"]
-        .as_str()
-        .unwrap()
-        .contains("90 days"));
-    assert_eq!(fake.requests().len(), asked_before, "Stripe was not asked");
-
     // A partial refund made in Stripe's dashboard is recorded from its event.
     let intent = intent_of(&fake, &paid[3]);
     let dashboard = json!({"id": "re_dashboard_1", "object": "refund", "status": "succeeded",
@@ -896,6 +893,26 @@ async fn refunds_are_tracked_to_a_final_state(backend: Backend) {
     );
     assert_eq!(refunds_of(&app, &b, &paid[3]).await.len(), 1);
     assert_eq!(order_of(&app, &b, &paid[3]).await["refund"]["amount"], 2000);
+    // Cancelling it gives back the rest, not the whole (Stripe would refuse the whole).
+    cancel(paid[3].clone()).await;
+    let rest = refunds_of(&app, &b, &paid[3]).await;
+    assert_eq!(rest.len(), 2);
+    assert_eq!(rest[1]["amount"], 5900 - 2000);
+    assert_eq!(
+        order_of(&app, &b, &paid[3]).await["payment"]["status"],
+        "refunded"
+    );
+    // Alipay refunds stop 90 days after the payment.
+    app.clock.advance(chrono::TimeDelta::days(91));
+    let asked_before = fake.requests().len();
+    cancel(paid[2].clone()).await;
+    let too_late = refunds_of(&app, &b, &paid[2]).await;
+    assert_eq!(too_late[0]["status"], "failed");
+    assert!(too_late[0]["failure_reason"]
+        .as_str()
+        .unwrap()
+        .contains("90 days"));
+    assert_eq!(fake.requests().len(), asked_before, "Stripe was not asked");
 }
 
 /// A method offered in a currency it does not take here is refused at order time with
@@ -1106,4 +1123,95 @@ async fn an_unreachable_provider_is_not_described_to_clients(backend: Backend) {
     );
     assert!(detail.contains("could not be reached"), "{detail}");
     assert_eq!(problem["retryable"], true);
+}
+
+/// Stripe may report our refund (its metadata names it) before our request for it comes
+/// back, or while we still think it is due: it is the same refund, recorded once, and
+/// not asked for again.
+async fn a_refund_reported_before_its_request_returns_is_recorded_once(backend: Backend) {
+    let (app, fake) = stripe_app(backend).await;
+    let b = buyer(&app).await;
+    let order = placed(&app, &b, "alipay", "early-event").await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let intent = intent_of(&fake, &id);
+    assert_eq!(
+        outcome(&app, &fake.pay_intent(&intent, "evt_p")).await,
+        "paid"
+    );
+    fake.state.lock().unwrap().fail_next = 1;
+    let cancelled = app
+        .post_json(&format!("/v1/orders/{id}/cancel"), &b.token, &json!({}))
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let ours = refunds_of(&app, &b, &id).await;
+    assert_eq!(ours[0]["status"], "requested");
+    let our_id = ours[0]["id"].as_str().unwrap();
+    let reported = json!({"id": "re_early", "object": "refund", "status": "succeeded",
+        "amount": 5900, "payment_intent": intent, "metadata": {"refund_id": our_id}});
+    assert_eq!(
+        outcome(
+            &app,
+            &refund_event("evt_early", "refund.updated", &reported)
+        )
+        .await,
+        "refund"
+    );
+    let asked = fake.requests().len();
+    app.clock.advance(chrono::TimeDelta::hours(1));
+    simrenew::fulfilment::refunds::refunds_due(&app.store, &app.payments, &app.clock)
+        .await
+        .unwrap();
+    assert_eq!(fake.requests().len(), asked, "not asked for again");
+    let listed = refunds_of(&app, &b, &id).await;
+    assert_eq!(listed.len(), 1, "one refund: {listed:?}");
+    assert_eq!(
+        (
+            listed[0]["status"].as_str(),
+            listed[0]["provider_refund_id"].as_str()
+        ),
+        (Some("succeeded"), Some("re_early"))
+    );
+    assert_eq!(
+        order_of(&app, &b, &id).await["payment"]["status"],
+        "refunded"
+    );
+}
+
+/// A paid order whose payment went back (a refund made in Stripe's dashboard) cannot
+/// take effect any more: its renewal is not given away.
+async fn a_refunded_order_cannot_take_effect(backend: Backend) {
+    let (app, fake) = stripe_app(backend).await;
+    let b = buyer(&app).await;
+    let order = placed(&app, &b, "wechat_pay", "refunded-then-confirmed").await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let intent = intent_of(&fake, &id);
+    assert_eq!(
+        outcome(&app, &fake.pay_intent(&intent, "evt_pw")).await,
+        "paid"
+    );
+    let dashboard = json!({"id": "re_full", "object": "refund", "status": "succeeded",
+        "amount": 5900, "payment_intent": intent, "metadata": {}});
+    assert_eq!(
+        outcome(
+            &app,
+            &refund_event("evt_full", "refund.created", &dashboard)
+        )
+        .await,
+        "refund"
+    );
+    assert_eq!(
+        order_of(&app, &b, &id).await["payment"]["status"],
+        "refunded"
+    );
+    assert_problem(
+        app.post_json(
+            &format!("/v1/orders/{id}/activation/confirm"),
+            &b.token,
+            &json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "invalid_state_transition",
+    )
+    .await;
 }
