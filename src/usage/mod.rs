@@ -176,6 +176,7 @@ pub async fn apply_batch(
     batch: UsageBatch,
     received_at: NaiveDateTime,
 ) -> Result<UsageOutcome, ApiError> {
+    batch.check()?;
     let mut records = batch.records;
     records.sort_by(|a, b| a.id.cmp(&b.id));
     let mut outcome = UsageOutcome::default();

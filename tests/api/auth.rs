@@ -472,44 +472,14 @@ async fn suspension_and_revocation_end_tokens(app: TestApp) {
     // A scope taken from the partner (here by hand in the database) leaves its live
     // tokens once the credential cache is refreshed: at once after an admin change on
     // this instance (the resume below), within the credential-check interval elsewhere.
-    let sql = format!(
-        "UPDATE partners SET scopes = 'catalog:read' WHERE id = '{}'",
-        partner.id
-    );
-    app.store
-        .run_blocking(|conn| {
-            diesel::connection::SimpleConnection::batch_execute(conn, &sql)
-                .map_err(simrenew::db::DbError::from)
-        })
-        .unwrap();
-    app.post_json(
-        &format!("/v1/admin/partners/{}/resume", partner.id),
-        &admin,
-        &json!({}),
-    )
-    .await;
+    set_scopes_by_hand(&app, &admin, &partner.id, "catalog:read").await;
     assert_problem(
         app.get_with("/v1/admin/partners", &token).await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     )
     .await;
-    let sql = format!(
-        "UPDATE partners SET scopes = 'admin' WHERE id = '{}'",
-        partner.id
-    );
-    app.store
-        .run_blocking(|conn| {
-            diesel::connection::SimpleConnection::batch_execute(conn, &sql)
-                .map_err(simrenew::db::DbError::from)
-        })
-        .unwrap();
-    app.post_json(
-        &format!("/v1/admin/partners/{}/resume", partner.id),
-        &admin,
-        &json!({}),
-    )
-    .await;
+    set_scopes_by_hand(&app, &admin, &partner.id, "admin").await;
     assert_eq!(
         app.get_with("/v1/admin/partners", &token).await.status(),
         StatusCode::OK
@@ -780,4 +750,20 @@ async fn two_serve_processes_on_one_postgres_accept_each_others_tokens() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
+}
+
+/// Changes a partner's scopes in the database (no API does), then resumes it, an admin
+/// change that refreshes this instance's credential cache.
+async fn set_scopes_by_hand(app: &TestApp, admin: &str, partner_id: &str, scopes: &str) {
+    app.sql(&format!(
+        "UPDATE partners SET scopes = '{scopes}' WHERE id = '{partner_id}'"
+    ));
+    let resumed = app
+        .post_json(
+            &format!("/v1/admin/partners/{partner_id}/resume"),
+            admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resumed.status(), StatusCode::OK);
 }

@@ -371,12 +371,7 @@ async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp
     // turning into a float; the counter keeps its value.
     let near_full = i64::MAX - 10;
     let sql = format!("UPDATE terms SET data_used_bytes = {near_full} WHERE iccid = '{card}'");
-    app.store
-        .run_blocking(|conn| {
-            diesel::connection::SimpleConnection::batch_execute(conn, &sql)
-                .map_err(simrenew::db::DbError::from)
-        })
-        .unwrap();
+    app.sql(&sql);
     let huge = json!({"records": [
         {"id": "huge-1", "iccid": card, "kind": "data", "quantity": 1_000_000_000_000_000_i64, "occurred_at": Utc::now()},
     ]});

@@ -270,6 +270,17 @@ impl TestApp {
         }
     }
 
+    /// Runs raw SQL on the service's database, for states no API can reach (a value a
+    /// newer version wrote, a counter at its limit, a change made by hand).
+    pub fn sql(&self, sql: &str) {
+        self.store
+            .run_blocking(|conn| {
+                diesel::connection::SimpleConnection::batch_execute(conn, sql)
+                    .map_err(simrenew::db::DbError::from)
+            })
+            .expect("raw SQL");
+    }
+
     /// Creates a partner directly (as `simrenew partner create` does).
     pub async fn create_partner(&self, name: &str, scopes: &[Scope]) -> TestPartner {
         let created = partners::create_partner(

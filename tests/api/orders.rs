@@ -880,12 +880,7 @@ async fn an_unknown_stored_state_fails_loudly(app: TestApp) {
              UPDATE orders SET status = 'on_hold' WHERE id = '{id}';"
         ),
     };
-    app.store
-        .run_blocking(|conn| {
-            diesel::connection::SimpleConnection::batch_execute(conn, &sql)
-                .map_err(simrenew::db::DbError::from)
-        })
-        .unwrap();
+    app.sql(&sql);
     let problem = assert_problem(
         app.get_with(&format!("/v1/orders/{id}"), &shop.token).await,
         StatusCode::INTERNAL_SERVER_ERROR,
