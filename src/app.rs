@@ -13,7 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::http::{body_deadline, extractors, fallback, metrics, request_id};
+use crate::http::{body_deadline, extractors, fallback, metrics, rate_limit_headers, request_id};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
@@ -37,8 +37,9 @@ fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
 }
 
 /// The OpenAPI document, generated from the registered routes (the sandbox's included,
-/// tagged `sandbox`: a deployment serves them only when the sandbox is enabled).
-pub fn api_document() -> utoipa::openapi::OpenApi {
+/// tagged `sandbox`: a deployment serves them only when the sandbox is enabled) and
+/// completed by `openapi::finish`.
+pub fn document() -> serde_json::Value {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -47,18 +48,25 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     crate::openapi::finish(doc)
 }
 
-/// The document as served at `/openapi.json` and committed under `openapi/`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    api_document()
-}
-
 /// The committed form: pretty JSON with a trailing newline.
 pub fn document_json() -> String {
-    let mut text = document()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    pretty(&document())
+}
+
+fn pretty(doc: &serde_json::Value) -> String {
+    let mut text =
+        serde_json::to_string_pretty(doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
+}
+
+/// The document as this server serves it at `/openapi.json`.
+struct ServedDocument(String);
+
+async fn served_document(doc: web::Data<ServedDocument>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
 }
 
 pub fn build_app(
@@ -80,8 +88,9 @@ pub fn build_app(
         .openapi(ApiDoc::openapi())
         .configure(|cfg| register_routes(cfg, sandbox))
         .split_for_parts();
-    let doc = api_document();
+    let doc = crate::openapi::served(document(), sandbox);
     let route_table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
+    let served = web::Data::new(ServedDocument(pretty(&doc)));
     app.app_data(web::Data::new(state.db.clone()))
         .app_data(web::Data::new(state.clock.clone()))
         .app_data(web::Data::from(state.settings.clone()))
@@ -99,8 +108,13 @@ pub fn build_app(
         .app_data(extractors::path_config())
         .app_data(extractors::payload_config())
         .service(web::redirect("/docs", "/docs/"))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc))
+        .app_data(served)
+        .route("/openapi.json", web::get().to(served_document))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
+        )
         .default_service(web::to(fallback::not_matched))
+        .wrap(from_fn(rate_limit_headers::middleware))
         .wrap(from_fn(body_deadline::middleware))
         .wrap(metrics)
         .wrap(from_fn(request_id::middleware))

@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use crate::auth::keys::{JwtAlgorithm, KeySource, KeyText};
 use crate::db::{DatabaseUrl, PoolOptions};
 use crate::domain::{Currency, PaymentMethod};
+use crate::rate_limit::RateQuota;
 
 /// Where the data lives; shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -125,14 +126,16 @@ pub struct AuthArgs {
           value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
     pub credential_check_s: u64,
 
-    /// Token requests allowed per client id per minute (per process).
+    /// Failed token requests allowed per client id and source address per minute (per
+    /// process); beyond them that pair waits. Successful requests are not counted, so a
+    /// stranger guessing a client's secret cannot lock its owner out.
     #[arg(
         long,
-        env = "SIMRENEW_TOKEN_RATE_PER_CLIENT",
+        env = "SIMRENEW_TOKEN_FAILURES_PER_CLIENT",
         default_value = "20",
         global = true
     )]
-    pub token_rate_per_client: NonZeroU32,
+    pub token_failures_per_client: NonZeroU32,
 
     /// Token requests allowed per source address per minute (per process).
     #[arg(
@@ -142,6 +145,19 @@ pub struct AuthArgs {
         global = true
     )]
     pub token_rate_per_address: NonZeroU32,
+
+    /// Requests a second each partner may make to the authenticated operations, per
+    /// process (a partner's own quota, set through the admin API, replaces it).
+    #[arg(long, env = "SIMRENEW_RATE_LIMIT_PER_S", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::rate_limit::MAX_PER_SECOND)),
+          global = true)]
+    pub rate_limit_per_s: u32,
+
+    /// Requests each partner may make at once after a quiet spell, per process.
+    #[arg(long, env = "SIMRENEW_RATE_LIMIT_BURST", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::rate_limit::MAX_BURST)),
+          global = true)]
+    pub rate_limit_burst: u32,
 }
 
 fn read_key_file(path: &Path, setting: &str) -> Result<KeyText, String> {
@@ -182,8 +198,11 @@ impl AuthArgs {
             audience: self.jwt_audience.clone(),
             token_lifetime: Duration::from_secs(self.token_ttl_s),
             credential_check_interval: Duration::from_secs(self.credential_check_s),
-            token_rate_per_client: self.token_rate_per_client,
+            token_failures_per_client: self.token_failures_per_client,
             token_rate_per_address: self.token_rate_per_address,
+            partner_quota: RateQuota::new(self.rate_limit_per_s, self.rate_limit_burst).ok_or(
+                "SIMRENEW_RATE_LIMIT_PER_S and SIMRENEW_RATE_LIMIT_BURST must be 1 to 100000",
+            )?,
         })
     }
 }
@@ -196,8 +215,10 @@ pub struct AuthSettings {
     pub audience: String,
     pub token_lifetime: Duration,
     pub credential_check_interval: Duration,
-    pub token_rate_per_client: NonZeroU32,
+    pub token_failures_per_client: NonZeroU32,
     pub token_rate_per_address: NonZeroU32,
+    /// Every partner's request quota unless its own is set.
+    pub partner_quota: RateQuota,
 }
 
 impl Default for AuthSettings {
@@ -209,8 +230,9 @@ impl Default for AuthSettings {
             audience: "simrenew-api".into(),
             token_lifetime: Duration::from_secs(900),
             credential_check_interval: Duration::from_secs(5),
-            token_rate_per_client: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            token_failures_per_client: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             token_rate_per_address: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
+            partner_quota: RateQuota::DEFAULT,
         }
     }
 }

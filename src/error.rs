@@ -132,8 +132,9 @@ impl FieldError {
     "type": "https://simrenew.dev/problems/not_found",
     "title": "Not found",
     "status": 404,
-    "detail": "no card with ICCID 8986012345678901234 is visible to this partner",
+    "detail": "no card with ICCID 89860012345678901238 is visible to this partner",
     "code": "not_found",
+    "retryable": false,
     "request_id": "01936f3e-8a1c-7cc2-9a57-6d1f0a4b2c11"
 }))]
 pub struct Problem {

@@ -20,6 +20,7 @@ pub mod orders;
 pub mod pagination;
 pub mod partners;
 pub mod payments;
+pub mod rate_limit;
 pub mod request_scope;
 pub mod state;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document: the root written here, every path and schema gathered
 //! from the handlers as they are registered (see `app::document`).
 
+use serde_json::{json, Value};
 use utoipa::openapi::security::{
     ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityScheme,
 };
@@ -16,7 +17,11 @@ use crate::error::{ErrorCode, FieldError, OAuthError, OAuthErrorCode, Problem};
         description = "Renewal (top-up) API for FM cards (physical SIMs renewed over the air) and eSIMs: \
 what is left on a card, which plans fit it, buying one exactly once, and confirming it took effect.\n\n\
 Conventions: JSON with snake_case fields; timestamps are RFC 3339 in UTC; ids are UUIDs; money is an \
-integer amount in the currency's minor unit with an ISO 4217 code. Every error is RFC 9457 \
+integer amount in the currency's minor unit with an ISO 4217 code. Integers may be written `39` or \
+`39.0` (JSON Schema counts both as integers); `39.5` is refused. \
+Rate limits: each partner has a request quota per instance (default 20 requests a second, 40 at once); every \
+answer to an authenticated request carries `RateLimit-Policy` and `RateLimit`, and a spent quota answers `429` \
+with `Retry-After`. Problems say whether retrying the same request may succeed (`retryable`). Every error is RFC 9457 \
 `application/problem+json` with a stable machine `code`. Every response carries `X-Request-Id`.",
         license(name = "Proprietary", identifier = "LicenseRef-Proprietary"),
     ),
@@ -69,101 +74,291 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Completes the gathered document: every protected operation documents its `401` and
-/// `403` problems (written once here rather than on every handler).
-pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let problem = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build()
-    };
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for operation in operations.into_iter().flatten() {
-            describe_bare_responses(operation);
-            name_optional_request_body(operation);
-            let protected = operation.security.as_ref().is_some_and(|requirements| {
-                requirements.iter().any(|requirement| {
-                    serde_json::to_value(requirement).is_ok_and(|v| v != serde_json::json!({}))
-                })
-            });
-            if !protected {
+/// Operations that answer from memory alone: no database, so no `500`/`503` of theirs.
+const WITHOUT_DATABASE: &[&str] = &["get_liveness", "get_metrics", "get_jwks"];
+
+/// Operations that read their body themselves, with rules of their own: the token
+/// endpoint answers RFC 6749 errors (`400`) for any unreadable body, and the payment
+/// webhook takes whatever bytes the provider signed.
+const OWN_BODY_RULES: &[&str] = &["issue_token", "receive_payment_webhook"];
+
+/// Completes the gathered document, as JSON: every answer the plumbing can give is
+/// declared on every operation it can reach (written once here rather than on every
+/// handler), HTTP bearer requirements carry no scopes (only OAuth2 ones do), and the
+/// document names its server and contact.
+pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(doc).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    doc["servers"] = json!([{
+        "url": "/",
+        "description": "The host serving this document (for example `https://api.simrenew.example`)."
+    }]);
+    doc["info"]["contact"] = json!({
+        "name": "simrenew API support",
+        "email": "api@simrenew.dev",
+        "url": "https://simrenew.dev/support"
+    });
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
                 continue;
+            };
+            for (method, operation) in item.iter_mut() {
+                if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                    finish_operation(operation);
+                }
             }
-            let responses = &mut operation.responses.responses;
-            responses.entry("401".into()).or_insert_with(|| {
-                problem("Missing, invalid, expired or revoked access token (`WWW-Authenticate: Bearer`).").into()
-            });
-            responses.entry("403".into()).or_insert_with(|| {
-                problem("The token lacks the scope this operation requires.").into()
-            });
         }
     }
     doc
 }
 
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn with_headers(mut response: Value, headers: Value) -> Value {
+    if let (Some(target), Some(headers)) = (
+        response
+            .as_object_mut()
+            .map(|r| r.entry("headers").or_insert_with(|| json!({}))),
+        headers.as_object(),
+    ) {
+        for (name, header) in headers {
+            target[name.as_str()] = header.clone();
+        }
+    }
+    response
+}
+
+fn retry_after(required: bool) -> Value {
+    json!({"Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": required,
+        "schema": {"type": "integer", "minimum": 1}
+    }})
+}
+
+/// The IETF draft's headers (draft-ietf-httpapi-ratelimit-headers), on every answer to
+/// an authenticated partner.
+fn rate_limit_headers(required: bool) -> Value {
+    json!({
+        "RateLimit-Policy": {
+            "description": "The partner's quota on this instance: `\"partner\";q=<burst>;w=<seconds to refill>`.",
+            "required": required,
+            "schema": {"type": "string", "pattern": "^\"partner\";q=[0-9]+;w=[0-9]+$"},
+            "example": "\"partner\";q=40;w=2"
+        },
+        "RateLimit": {
+            "description": "What is left of it: `\"partner\";r=<requests left now>;t=<seconds until full>`.",
+            "required": required,
+            "schema": {"type": "string", "pattern": "^\"partner\";r=[0-9]+;t=[0-9]+$"},
+            "example": "\"partner\";r=39;t=1"
+        }
+    })
+}
+
+fn finish_operation(operation: &mut Value) {
+    let id = operation["operationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    describe_bare_responses(operation);
+    name_optional_request_body(operation);
+    let scopes = operation_scopes(operation);
+    let protected = !scopes.is_empty();
+    if protected {
+        // HTTP schemes have no scopes (OpenAPI 3.1 §4.8.30); the OAuth2 requirement
+        // beside it names them.
+        if let Some(requirements) = operation["security"].as_array_mut() {
+            for requirement in requirements {
+                if let Some(bearer) = requirement.get_mut("bearer") {
+                    *bearer = json!([]);
+                }
+            }
+        }
+    }
+    if operation.get("description").is_none() {
+        let summary = operation["summary"].as_str().unwrap_or_default().to_owned();
+        let who = if protected {
+            format!(
+                "Needs an access token with the scope {}.",
+                scopes.join(" or ")
+            )
+        } else {
+            "Needs no access token.".to_owned()
+        };
+        operation["description"] = json!(format!("{summary}\n\n{who}"));
+    }
+
+    let parameters_in = |place: &str| {
+        operation["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["in"] == place))
+    };
+    let has_query = parameters_in("query");
+    let has_header = parameters_in("header");
+    let has_body = operation.get("requestBody").is_some();
+    let own_body_rules = OWN_BODY_RULES.contains(&id.as_str());
+    let uses_database = !WITHOUT_DATABASE.contains(&id.as_str());
+
+    let Some(responses) = operation["responses"].as_object_mut() else {
+        return;
+    };
+    if protected {
+        // What the handler declared is answered after the quota was counted.
+        for response in responses.values_mut() {
+            *response = with_headers(response.take(), rate_limit_headers(false));
+        }
+    }
+    let mut add = |status: &str, response: Value| {
+        responses.entry(status).or_insert(response);
+    };
+    if has_query || has_header || (has_body && !own_body_rules) {
+        add(
+            "400",
+            problem("The request is malformed: a query string, header or JSON body that cannot be read as this operation's input (`invalid_request`)."),
+        );
+    }
+    if has_query {
+        add(
+            "422",
+            problem("A query parameter breaks a rule its schema states (`validation_failed`, listing each in `errors`)."),
+        );
+    }
+    if has_body {
+        add(
+            "408",
+            problem("The body did not arrive within the body read deadline (`request_timeout`); the connection is closed."),
+        );
+    }
+    if has_body && id != "issue_token" {
+        add(
+            "413",
+            problem("The body is larger than this operation takes: 64 KiB, or 2 MiB for a usage batch (`payload_too_large`)."),
+        );
+    }
+    if has_body && !own_body_rules {
+        add(
+            "415",
+            problem("The body was not sent as `Content-Type: application/json` (`unsupported_media_type`)."),
+        );
+    }
+    if protected {
+        add(
+            "401",
+            problem("Missing, invalid, expired or revoked access token (`unauthorized`, with `WWW-Authenticate: Bearer`)."),
+        );
+        add(
+            "403",
+            with_headers(
+                problem("The token lacks the scope this operation requires (`forbidden`)."),
+                rate_limit_headers(false),
+            ),
+        );
+        add(
+            "429",
+            with_headers(
+                with_headers(
+                    problem("The partner's request quota on this instance is spent (`rate_limited`, retryable); retry after `Retry-After` seconds."),
+                    retry_after(true),
+                ),
+                rate_limit_headers(true),
+            ),
+        );
+    }
+    if uses_database {
+        add(
+            "500",
+            problem("An internal error (`internal_error`); `request_id` identifies it in the service's logs."),
+        );
+        add(
+            "503",
+            with_headers(
+                problem("The database is unreachable or busy (`service_unavailable`, retryable)."),
+                retry_after(false),
+            ),
+        );
+    }
+}
+
+/// The scopes an operation's OAuth2 requirement names; empty for public operations.
+fn operation_scopes(operation: &Value) -> Vec<String> {
+    operation["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|requirement| requirement["oauth2"].as_array())
+        .flatten()
+        .filter_map(|scope| scope.as_str().map(|s| format!("`{s}`")))
+        .collect()
+}
+
 /// Generators require a description on every response; where a handler gave none,
 /// the standard reason phrase stands in.
-fn describe_bare_responses(operation: &mut utoipa::openapi::path::Operation) {
-    for (status, response) in operation.responses.responses.iter_mut() {
-        if let utoipa::openapi::RefOr::T(response) = response {
-            if response.description.trim().is_empty() {
-                let reason = status
-                    .parse::<u16>()
-                    .ok()
-                    .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
-                    .and_then(|code| code.canonical_reason())
-                    .unwrap_or("Response");
-                response.description = reason.to_owned();
-            }
+fn describe_bare_responses(operation: &mut Value) {
+    let Some(responses) = operation["responses"].as_object_mut() else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        let bare = response["description"]
+            .as_str()
+            .is_none_or(|d| d.trim().is_empty());
+        if bare && response.get("$ref").is_none() {
+            let reason = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
+                .and_then(|code| code.canonical_reason())
+                .unwrap_or("Response");
+            response["description"] = json!(reason);
         }
     }
 }
 
 /// utoipa writes an optional body (`Option<Json<T>>`) as `oneOf: [T, null]`; generators
 /// want the named schema, with the body marked not required.
-fn name_optional_request_body(operation: &mut utoipa::openapi::path::Operation) {
-    use utoipa::openapi::schema::Schema;
-    use utoipa::openapi::{RefOr, Required};
-    let Some(body) = operation.request_body.as_mut() else {
-        return;
-    };
-    let RefOr::T(body) = body else {
+fn name_optional_request_body(operation: &mut Value) {
+    let Some(body) = operation.get_mut("requestBody") else {
         return;
     };
     let mut unwrapped = false;
-    for content in body.content.values_mut() {
-        let RefOr::T(content) = content else {
-            continue;
-        };
-        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
-            continue;
-        };
-        let named: Vec<_> = one_of
-            .items
-            .iter()
-            .filter(|item| matches!(item, RefOr::Ref(_)))
-            .cloned()
-            .collect();
-        if named.len() == 1 && one_of.items.len() == 2 {
-            content.schema = named.into_iter().next();
-            unwrapped = true;
+    if let Some(contents) = body["content"].as_object_mut() {
+        for content in contents.values_mut() {
+            let Some(one_of) = content["schema"]["oneOf"].as_array() else {
+                continue;
+            };
+            let named: Vec<_> = one_of.iter().filter(|s| s.get("$ref").is_some()).collect();
+            if named.len() == 1 && one_of.len() == 2 {
+                content["schema"] = named[0].clone();
+                unwrapped = true;
+            }
         }
     }
     if unwrapped {
-        body.required = Some(Required::False);
+        body["required"] = json!(false);
     }
+}
+
+/// The document a server with this configuration serves: without the sandbox's
+/// operations when the sandbox is off (they answer `404` there).
+pub fn served(mut doc: Value, sandbox: bool) -> Value {
+    if !sandbox {
+        if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+            paths.retain(|_, item| {
+                !item
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|ops| ops.values())
+                    .any(|op| {
+                        op["tags"]
+                            .as_array()
+                            .is_some_and(|t| t.contains(&json!("sandbox")))
+                    })
+            });
+        }
+    }
+    doc
 }

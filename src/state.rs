@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::{PaymentSettings, ProviderKind, Settings};
 use crate::db::Db;
 use crate::payments::{sandbox::Sandbox, stripe::Stripe, Payments, Provider};
+use crate::rate_limit::PartnerRateLimits;
 
 /// Everything requests and sweeps share. Holds no per-request state: instances are
 /// interchangeable. Cheap to clone: the parts are shared.
@@ -42,8 +43,15 @@ impl AppState {
                 lifetime: auth.token_lifetime,
             },
         );
-        let limits = TokenRateLimits::new(auth.token_rate_per_client, auth.token_rate_per_address);
-        let authenticator = Authenticator::new(tokens, limits, auth.credential_check_interval);
+        let limits =
+            TokenRateLimits::new(auth.token_failures_per_client, auth.token_rate_per_address);
+        let partner_limits = PartnerRateLimits::new(auth.partner_quota, clock.clone());
+        let authenticator = Authenticator::new(
+            tokens,
+            limits,
+            partner_limits,
+            auth.credential_check_interval,
+        );
         secrets::warm_up();
         let payments = build_payments(&settings.payments)?;
         Ok(Self {

@@ -148,6 +148,7 @@ impl TryFrom<&ActivationRow> for Activation {
 pub struct Confirmation {
     /// eSIM only: the device's EID (32 digits); recorded on the card, and refused if the
     /// card is known to have another.
+    #[schema(pattern = r"^[0-9]{32}$")]
     pub eid: Option<String>,
 }
 
@@ -156,6 +157,7 @@ pub struct Confirmation {
 #[serde(deny_unknown_fields)]
 pub struct Failure {
     /// What went wrong, as the network reports it (1–500 characters).
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
 }
 

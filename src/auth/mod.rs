@@ -16,6 +16,7 @@ use mini_moka::sync::Cache;
 
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::rate_limit::PartnerRateLimits;
 use rate_limit::TokenRateLimits;
 use scopes::ScopeSet;
 use store::{credential_state, ClientRecord};
@@ -25,6 +26,8 @@ use tokens::{Claims, TokenService};
 pub struct Authenticator {
     pub tokens: TokenService,
     pub limits: TokenRateLimits,
+    /// Every partner's request quota on the authenticated operations.
+    pub partner_limits: PartnerRateLimits,
     /// (client id, partner id) → its credential's state (`None`: no token of it works).
     /// Entries live `credential_check_interval`, the longest a change (revocation,
     /// suspension, a scope taken away) takes to reach a token here.
@@ -36,11 +39,13 @@ impl Authenticator {
     pub fn new(
         tokens: TokenService,
         limits: TokenRateLimits,
+        partner_limits: PartnerRateLimits,
         credential_check_interval: Duration,
     ) -> Self {
         Self {
             tokens,
             limits,
+            partner_limits,
             credential_usable: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(credential_check_interval)
@@ -53,15 +58,16 @@ impl Authenticator {
         self.credential_check_interval
     }
 
-    /// Whether a token still carries what is true of its credential (cached briefly):
-    /// the credential works, the partner was not suspended since the token was issued
-    /// (resuming does not revive it), and the partner still has every scope it names.
-    pub async fn credential_usable(
+    /// The token's credential if the token still carries what is true of it (cached
+    /// briefly): the credential works, the partner was not suspended since the token was
+    /// issued (resuming does not revive it), and the partner still has every scope it
+    /// names. `None`: the token no longer works.
+    pub async fn usable_credential(
         &self,
         db: &Db,
         claims: &Claims,
         scopes: &ScopeSet,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Option<ClientRecord>, ApiError> {
         let key = (claims.cid.clone(), claims.sub.clone());
         let state = match self.credential_usable.get(&key) {
             Some(state) => state,
@@ -76,12 +82,13 @@ impl Authenticator {
                 state
             }
         };
-        Ok(state.is_some_and(|client| {
+        Ok(state.filter(|client| {
             claims.gen == client.token_generation && scopes.is_subset(&client.partner_scopes)
         }))
     }
 
-    /// Drops what this process remembers, after a change made here (revocation, suspension).
+    /// Drops what this process remembers, after a change made here (revocation,
+    /// suspension, a new quota).
     pub fn forget_credentials(&self) {
         self.credential_usable.invalidate_all();
     }

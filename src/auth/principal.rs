@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::scopes::{Scope, ScopeSet};
@@ -93,6 +93,14 @@ fn insufficient_scope(rule: &[Scope]) -> ApiError {
     }
 }
 
+fn rate_limited(retry_after_seconds: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::RateLimited,
+        format!("this partner's request quota is spent; retry in {retry_after_seconds} s"),
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds))
+}
+
 fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req
         .headers()
@@ -122,6 +130,7 @@ impl<R: ScopeRule> FromRequest for Authorized<R> {
         let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
         let db = req.app_data::<web::Data<Db>>().cloned();
         let token = bearer_token(req);
+        let req = req.clone();
         Box::pin(async move {
             let (Some(authenticator), Some(db)) = (authenticator, db) else {
                 return Err(ApiError::internal("authentication is not registered"));
@@ -131,12 +140,21 @@ impl<R: ScopeRule> FromRequest for Authorized<R> {
                 tracing::info!(reason = %rejection, "bearer token refused");
                 unauthorized("the access token is invalid or expired", true)
             })?;
-            if !authenticator
-                .credential_usable(&db, &claims, &scopes)
+            let Some(credential) = authenticator
+                .usable_credential(&db, &claims, &scopes)
                 .await?
-            {
+            else {
                 tracing::info!(client_id = %claims.cid, "token of a revoked credential or suspended partner");
                 return Err(unauthorized("the access token has been revoked", true));
+            };
+            // Counted before the scope check: a partner probing what it may do spends
+            // its own quota, and every answer from here on carries the headers.
+            let decision = authenticator
+                .partner_limits
+                .check(&claims.sub, credential.rate_limit);
+            req.extensions_mut().insert(decision);
+            if let Some(seconds) = decision.retry_after_seconds() {
+                return Err(rate_limited(seconds));
             }
             if !R::ANY_OF.iter().any(|scope| scopes.contains(*scope)) {
                 return Err(insufficient_scope(R::ANY_OF));

@@ -97,7 +97,7 @@ fn rate_limited(wait: std::time::Duration) -> ApiError {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let err = ApiError::new(
         ErrorCode::RateLimited,
-        format!("too many token requests; retry in {seconds} s"),
+        format!("too many token requests from this address; retry in {seconds} s"),
     );
     match HeaderValue::from_str(&seconds.max(1).to_string()) {
         Ok(value) => err.with_header(header::RETRY_AFTER, value),
@@ -163,8 +163,9 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
 /// Exchange client credentials for an access token.
 ///
 /// OAuth 2.0 client credentials grant (RFC 6749 §4.4). Errors use RFC 6749 §5.2 bodies.
-/// Rate-limited per client id and per source address; over the limit the answer is
-/// `429` with `Retry-After`.
+/// Rate-limited per source address, and failed attempts per client id and source
+/// address (successful ones do not count, so nobody else can lock a client out); over
+/// a limit the answer is `429` with `Retry-After`.
 #[utoipa::path(
     operation_id = "issue_token",
     tag = "auth",
@@ -237,8 +238,8 @@ async fn issue_token(
     };
     authenticator
         .limits
-        .per_client
-        .check(&client_id)
+        .failed_attempts
+        .check(&client_id, address)
         .map_err(rate_limited)?;
 
     let client = {
@@ -257,6 +258,11 @@ async fn issue_token(
         Some(client) if verified && client.usable => client,
         _ => {
             tracing::info!(%client_id, "client authentication failed");
+            authenticator
+                .limits
+                .failed_attempts
+                .record_failure(&client_id, address)
+                .map_err(rate_limited)?;
             return Err(invalid_client(used_basic));
         }
     };

@@ -8,6 +8,30 @@ use super::scopes::ScopeSet;
 use crate::db::schema::{partner_credentials, partners};
 use crate::db::DbConnection;
 use crate::domain::PartnerStatus;
+use crate::rate_limit::RateQuota;
+
+/// A partner's stored quota override: both columns or neither, within range; anything
+/// else is an unreadable row, never silently the default.
+pub fn stored_quota(
+    (per_second, burst): (Option<i32>, Option<i32>),
+) -> QueryResult<Option<RateQuota>> {
+    match (per_second, burst) {
+        (None, None) => Ok(None),
+        (Some(per_second), Some(burst)) => u32::try_from(per_second)
+            .ok()
+            .zip(u32::try_from(burst).ok())
+            .and_then(|(per_second, burst)| RateQuota::new(per_second, burst))
+            .map(Some)
+            .ok_or_else(|| {
+                diesel::result::Error::DeserializationError(
+                    format!("unreadable stored rate limit {per_second}/s burst {burst}").into(),
+                )
+            }),
+        _ => Err(diesel::result::Error::DeserializationError(
+            "a stored rate limit has only one of its two values".into(),
+        )),
+    }
+}
 
 /// What the token endpoint needs to know about a client id.
 #[derive(Debug, Clone)]
@@ -20,6 +44,8 @@ pub struct ClientRecord {
     /// The partner's token generation: tokens of an earlier one (before a suspension)
     /// no longer work.
     pub token_generation: i32,
+    /// The partner's own request quota; `None`: the deployment's default.
+    pub rate_limit: Option<RateQuota>,
 }
 
 pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<ClientRecord>> {
@@ -33,6 +59,7 @@ pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Opti
             partners::status,
             partners::scopes,
             partners::token_generation,
+            (partners::rate_limit_per_second, partners::rate_limit_burst),
         ))
         .first::<(
             String,
@@ -41,10 +68,11 @@ pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Opti
             PartnerStatus,
             String,
             i32,
+            (Option<i32>, Option<i32>),
         )>(conn)
         .optional()?;
     row.map(
-        |(partner_id, secret_hash, revoked_at, status, scopes, token_generation)| {
+        |(partner_id, secret_hash, revoked_at, status, scopes, token_generation, quota)| {
             let partner_scopes = scopes.parse::<ScopeSet>().map_err(|e| {
                 diesel::result::Error::DeserializationError(
                     format!("unreadable stored scopes: {e}").into(),
@@ -56,6 +84,7 @@ pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Opti
                 usable: revoked_at.is_none() && status == PartnerStatus::Active,
                 partner_scopes,
                 token_generation,
+                rate_limit: stored_quota(quota)?,
             })
         },
     )

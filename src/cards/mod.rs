@@ -161,30 +161,20 @@ pub async fn get_balance(
 impl CardQuery {
     pub fn filter(&self) -> Result<CardFilter, ApiError> {
         let mut errors = Vec::new();
-        let status = self
-            .status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .and_then(|s| {
-                CardStatus::parse(s).or_else(|| {
-                    errors.push(FieldError::new(
-                        "status",
-                        format!(
-                            "`{s}` is not a status: use inactive, active, expired or suspended"
-                        ),
-                    ));
-                    None
-                })
-            });
-        let card_type = self
-            .card_type
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .and_then(|s| {
-                s.parse::<CardType>()
-                    .map_err(|e| errors.push(FieldError::new("card_type", e)))
-                    .ok()
-            });
+        let status = self.status.as_deref().and_then(|s| {
+            CardStatus::parse(s).or_else(|| {
+                errors.push(FieldError::new(
+                    "status",
+                    format!("`{s}` is not a status: use inactive, active, expired or suspended"),
+                ));
+                None
+            })
+        });
+        let card_type = self.card_type.as_deref().and_then(|s| {
+            s.parse::<CardType>()
+                .map_err(|e| errors.push(FieldError::new("card_type", e)))
+                .ok()
+        });
         if self.expiring_within_days.is_some_and(|d| d > 3650) {
             errors.push(FieldError::new(
                 "expiring_within_days",

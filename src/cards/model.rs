@@ -122,12 +122,14 @@ pub struct Balance {
 #[serde(deny_unknown_fields)]
 pub struct NewCard {
     /// 18–20 digits ending in a Luhn check digit.
-    #[schema(example = "89860012345678901238")]
+    #[schema(example = "89860012345678901238", pattern = r"^[0-9]{18,20}$")]
     pub iccid: String,
     pub card_type: CardType,
     /// E.164, e.g. `+8613800138000`.
+    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$")]
     pub msisdn: Option<String>,
     /// eSIM only: 32 digits, 1 modulo 97.
+    #[schema(pattern = r"^[0-9]{32}$")]
     pub eid: Option<String>,
 }
 
@@ -137,6 +139,7 @@ pub struct NewCard {
 pub struct CardImport {
     pub partner_id: uuid::Uuid,
     /// 1 to 500 cards (use `simrenew cards import` for larger files).
+    #[schema(min_items = 1, max_items = 500)]
     pub cards: Vec<NewCard>,
 }
 
@@ -158,8 +161,10 @@ pub struct CardMove {
 #[into_params(parameter_in = Query)]
 pub struct CardQuery {
     /// `inactive`, `active`, `expired` or `suspended`.
+    #[param(value_type = Option<crate::cards::model::CardStatus>)]
     pub status: Option<String>,
     /// `fm` or `esim`.
+    #[param(value_type = Option<crate::domain::CardType>)]
     pub card_type: Option<String>,
     /// Cards whose current term ends within this many days with nothing queued after it.
     #[param(minimum = 0, maximum = 3650)]
@@ -167,6 +172,7 @@ pub struct CardQuery {
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 

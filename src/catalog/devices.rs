@@ -83,7 +83,12 @@ static SHIPPED: LazyLock<HashMap<String, ShippedDevice>> = LazyLock::new(|| {
 #[into_params(parameter_in = Query)]
 pub struct CompatibilityQuery {
     /// The device model as the phone reports it, e.g. `iPhone 15 Pro` or `Pixel 8`.
-    #[param(example = "iPhone 15 Pro")]
+    #[param(
+        example = "iPhone 15 Pro",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub model: String,
 }
 
@@ -104,7 +109,12 @@ pub struct Compatibility {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
-    #[schema(example = "Galaxy S26")]
+    #[schema(
+        example = "Galaxy S26",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub model: String,
     pub esim_supported: bool,
     pub note: Option<String>,
@@ -183,9 +193,11 @@ async fn compatibility(
     db: web::Data<Db>,
     query: web::Query<CompatibilityQuery>,
 ) -> Result<web::Json<Compatibility>, ApiError> {
-    let model = query.into_inner().model.trim().to_owned();
+    let asked = query.into_inner().model;
+    let model = asked.trim().to_owned();
+    // A model with no letter or digit names no device: it is simply not known.
     let key = model_key(&model);
-    if key.is_empty() || model.chars().count() > MAX_MODEL_CHARS {
+    if model.is_empty() || asked.chars().count() > MAX_MODEL_CHARS {
         return Err(ApiError::validation(vec![FieldError::new(
             "model",
             format!("must name a model in 1 to {MAX_MODEL_CHARS} characters"),
@@ -218,7 +230,7 @@ async fn add_device(
     let device = body.into_inner();
     let model = device.model.trim().to_owned();
     let key = model_key(&model);
-    if key.is_empty() || model.chars().count() > MAX_MODEL_CHARS {
+    if key.is_empty() || device.model.chars().count() > MAX_MODEL_CHARS {
         return Err(ApiError::validation(vec![FieldError::new(
             "model",
             format!("must name a model in 1 to {MAX_MODEL_CHARS} characters"),

@@ -52,10 +52,11 @@ crate::db::stored_enum! {
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// ISO 4217 code.
-    #[schema(value_type = String, example = "CNY")]
+    #[schema(value_type = String, example = "CNY", pattern = r"^[A-Z]{3}$")]
     pub currency: String,
     /// Integer amount in minor units, > 0: `3000` CNY is ¥30.00.
-    #[schema(example = 3000)]
+    #[schema(example = 3000, minimum = 1)]
+    #[serde(deserialize_with = "crate::domain::integral::integer")]
     pub amount: i64,
 }
 
@@ -131,24 +132,46 @@ impl PlanRow {
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     /// Unique, human-readable: letters, digits, `-` and `_`, at most 64.
-    #[schema(example = "CN-FM-M-10G")]
+    #[schema(example = "CN-FM-M-10G", pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub code: String,
-    #[schema(example = "China 10 GB · 30 days")]
+    #[schema(
+        example = "China 10 GB · 30 days",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
+    #[schema(min_items = 1)]
     pub card_types: Vec<CardType>,
     pub period: Period,
     /// Required for `custom` (1–3650); for the fixed periods it may be omitted or must match.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(
+        default,
+        deserialize_with = "crate::domain::integral::optional_integer"
+    )]
     pub validity_days: Option<i32>,
     /// Bytes of data; omit or `null` for unlimited.
+    #[schema(minimum = 0)]
+    #[serde(
+        default,
+        deserialize_with = "crate::domain::integral::optional_integer"
+    )]
     pub data_bytes: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::integral::integer")]
+    #[schema(minimum = 0)]
     pub voice_minutes: i32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::integral::integer")]
+    #[schema(minimum = 0)]
     pub sms: i32,
+    #[schema(value_type = Vec<crate::domain::Country>, min_items = 1)]
     pub coverage: Vec<String>,
+    #[schema(max_length = 100)]
     pub region: Option<String>,
+    #[schema(min_items = 1)]
     pub prices: Vec<Price>,
 }
 
@@ -157,10 +180,15 @@ pub struct NewPlan {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanPatch {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
+    #[schema(min_items = 1)]
     pub prices: Option<Vec<Price>>,
+    #[schema(value_type = Option<Vec<crate::domain::Country>>, min_items = 1)]
     pub coverage: Option<Vec<String>>,
+    #[schema(max_length = 100)]
     pub region: Option<String>,
 }
 
@@ -242,14 +270,10 @@ fn check_coverage(errors: &mut Errors, coverage: &[String]) -> BTreeSet<Country>
     }
     let mut countries = BTreeSet::new();
     for (i, code) in coverage.iter().enumerate() {
+        // A set: a country listed twice is covered once.
         match code.parse::<Country>() {
             Ok(country) => {
-                if !countries.insert(country) {
-                    errors.add(
-                        format_args!("coverage[{i}]"),
-                        format!("`{code}` is listed twice"),
-                    );
-                }
+                countries.insert(country);
             }
             Err(e) => errors.add(format_args!("coverage[{i}]"), e.to_string()),
         }
@@ -399,21 +423,22 @@ impl PlanPatch {
 #[into_params(parameter_in = Query)]
 pub struct PlanQuery {
     /// `fm` or `esim`: plans that fit this card type.
-    #[param(example = "esim")]
+    #[param(example = "esim", value_type = Option<crate::domain::CardType>)]
     pub card_type: Option<String>,
     /// ISO 3166-1 alpha-2: plans that cover this country.
-    #[param(example = "JP")]
+    #[param(example = "JP", pattern = r"^[A-Z]{2}$")]
     pub country: Option<String>,
     /// `month`, `quarter`, `year` or `custom`.
-    #[param(example = "month")]
+    #[param(example = "month", value_type = Option<crate::catalog::model::Period>)]
     pub period: Option<String>,
     /// ISO 4217: plans priced in this currency.
-    #[param(example = "CNY")]
+    #[param(example = "CNY", pattern = r"^[A-Z]{3}$")]
     pub currency: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -426,9 +451,10 @@ pub struct PlanFilter {
     pub currency: Option<Currency>,
 }
 
-/// A query parameter's value, if one was given.
+/// A query parameter's value, if one was given: exactly as sent, so that an empty or
+/// padded value is refused like any other that breaks the parameter's schema.
 fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    value.as_deref()
 }
 
 /// The value when `outcome` is good; otherwise records why under `name`.
@@ -530,6 +556,7 @@ mod tests {
         let mut bad = plan();
         bad.code = "has space".into();
         bad.card_types.clear();
+        // `JP` twice is no error: coverage is a set, and the second one merges.
         bad.coverage = vec!["JP".into(), "XX".into(), "JP".into()];
         bad.prices = vec![
             Price {
@@ -551,7 +578,6 @@ mod tests {
                 "plans[2].code",
                 "plans[2].card_types",
                 "plans[2].coverage[1]",
-                "plans[2].coverage[2]",
                 "plans[2].prices[0].amount",
                 "plans[2].prices[1].currency",
                 "plans[2].prices[2].currency",

@@ -9,6 +9,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         token_generation -> Integer,
+        rate_limit_per_second -> Nullable<Integer>,
+        rate_limit_burst -> Nullable<Integer>,
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod card_type;
 pub mod country;
 pub mod identifiers;
+pub mod integral;
 pub mod money;
 pub mod partner_status;
 pub mod payment_method;

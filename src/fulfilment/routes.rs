@@ -49,7 +49,7 @@ pub fn configure_sandbox(cfg: &mut ServiceConfig) {
 #[utoipa::path(
     operation_id = "create_order",
     tag = "orders",
-    params(("Idempotency-Key" = String, Header, description = "Unique per purchase, e.g. a UUID; reuse it only to retry")),
+    params(("Idempotency-Key" = String, Header, description = "Unique per purchase, e.g. a UUID; reuse it only to retry. 1–255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
     request_body = NewOrder,
     responses(
         (status = 201, description = "Placed; `Location` names the order.", body = Order,
@@ -325,7 +325,7 @@ fn signature_error(e: WebhookError) -> ApiError {
 #[utoipa::path(
     operation_id = "receive_payment_webhook",
     tag = "payments",
-    params(("provider" = String, Path, description = "`stripe`")),
+    params(("provider" = String, Path, description = "The provider that signed the event: `stripe` (configured providers only; others are `404`)", pattern = "^stripe$")),
     request_body(content = String, description = "The provider's event, as sent", content_type = "application/json"),
     responses(
         (status = 200, description = "Received (also for duplicates and ignored events).", body = WebhookReceipt),

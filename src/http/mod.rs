@@ -5,4 +5,5 @@ pub mod body_deadline;
 pub mod extractors;
 pub mod fallback;
 pub mod metrics;
+pub mod rate_limit_headers;
 pub mod request_id;

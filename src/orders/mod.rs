@@ -289,30 +289,21 @@ pub fn attach_payment(
 impl OrderQuery {
     pub fn filter(&self) -> Result<OrderFilter, ApiError> {
         let mut errors = Vec::new();
-        let status = self
-            .status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .and_then(|text| {
-                text.parse::<OrderStatus>()
-                    .map_err(|_| {
-                        errors.push(FieldError::new(
-                            "status",
-                            format!("`{text}` is not an order status"),
-                        ))
-                    })
-                    .ok()
-            });
-        let iccid = self
-            .iccid
-            .as_deref()
-            .map(str::trim)
-            .filter(|i| !i.is_empty())
-            .and_then(|text| {
-                text.parse::<Iccid>()
-                    .map_err(|e| errors.push(FieldError::new("iccid", e)))
-                    .ok()
-            });
+        let status = self.status.as_deref().and_then(|text| {
+            text.parse::<OrderStatus>()
+                .map_err(|_| {
+                    errors.push(FieldError::new(
+                        "status",
+                        format!("`{text}` is not an order status"),
+                    ))
+                })
+                .ok()
+        });
+        let iccid = self.iccid.as_deref().and_then(|text| {
+            text.parse::<Iccid>()
+                .map_err(|e| errors.push(FieldError::new("iccid", e)))
+                .ok()
+        });
         for (field, at) in [
             ("created_after", self.created_after),
             ("created_before", self.created_before),

@@ -160,14 +160,15 @@ pub struct OrderList {
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     /// 18–20 digits ending in a Luhn check digit.
-    #[schema(example = "89860012345678901238")]
+    #[schema(example = "89860012345678901238", pattern = r"^[0-9]{18,20}$")]
     pub iccid: String,
     pub plan_id: uuid::Uuid,
     /// ISO 4217; the plan must be priced in it.
-    #[schema(example = "CNY")]
+    #[schema(example = "CNY", pattern = r"^[A-Z]{3}$")]
     pub currency: String,
     pub payment_method: PaymentMethod,
     /// Your own reference, echoed back (at most 100 characters).
+    #[schema(max_length = 100)]
     pub client_reference: Option<String>,
 }
 
@@ -177,7 +178,9 @@ pub struct NewOrder {
 #[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// One of the order statuses.
+    #[param(value_type = Option<crate::orders::model::OrderStatus>)]
     pub status: Option<String>,
+    #[param(pattern = r"^[0-9]{18,20}$")]
     pub iccid: Option<String>,
     /// RFC 3339; orders created at or after it.
     pub created_after: Option<DateTime<Utc>>,
@@ -185,6 +188,7 @@ pub struct OrderQuery {
     pub created_before: Option<DateTime<Utc>>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(pattern = r"^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 

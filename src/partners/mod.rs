@@ -11,6 +11,7 @@ use crate::auth::secrets;
 use crate::db::Db;
 use crate::domain::{time, PartnerStatus};
 use crate::error::{ApiError, FieldError};
+use crate::rate_limit::RateQuota;
 use model::{CreatedPartner, IssuedCredential, NewPartner, Partner};
 
 const MAX_NAME_CHARS: usize = 200;
@@ -120,6 +121,23 @@ pub async fn set_status(
     let row = db
         .transaction(move |conn| {
             store::set_partner_status(conn, &id.to_string(), status, now).map_err(ApiError::from)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no partner {id}")))?;
+    Partner::try_from(row)
+}
+
+/// Gives a partner its own request quota, or (`None`) returns it to the default
+/// (`404` if there is no such partner).
+pub async fn set_rate_limit(
+    db: &Db,
+    id: uuid::Uuid,
+    quota: Option<RateQuota>,
+    now: NaiveDateTime,
+) -> Result<Partner, ApiError> {
+    let row = db
+        .transaction(move |conn| {
+            store::set_rate_limit(conn, &id.to_string(), quota, now).map_err(ApiError::from)
         })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no partner {id}")))?;

@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::scopes::{Scope, ScopeSet};
+use crate::auth::store::stored_quota;
 use crate::db::schema::{partner_credentials, partners};
 use crate::db::stored_uuid;
 use crate::domain::{time, PartnerStatus};
 use crate::error::ApiError;
+use crate::rate_limit::RateQuota;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = partners)]
@@ -21,6 +23,8 @@ pub struct PartnerRow {
     pub scopes: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub rate_limit_per_second: Option<i32>,
+    pub rate_limit_burst: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -42,6 +46,8 @@ pub struct Partner {
     pub status: PartnerStatus,
     /// The scopes its credentials may request.
     pub scopes: Vec<Scope>,
+    /// Its own request quota; `null`: the deployment's default (see `RateLimit-Policy`).
+    pub rate_limit: Option<RateQuota>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -57,6 +63,7 @@ impl TryFrom<PartnerRow> for Partner {
                 .parse::<ScopeSet>()
                 .map_err(|e| ApiError::internal(format!("unreadable stored scopes: {e}")))?
                 .to_vec(),
+            rate_limit: stored_quota((row.rate_limit_per_second, row.rate_limit_burst))?,
             name: row.name,
             status: row.status,
             created_at: time::from_db(row.created_at),
@@ -111,9 +118,15 @@ pub struct CreatedPartner {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartner {
-    #[schema(example = "Acme Mobile")]
+    #[schema(
+        example = "Acme Mobile",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub name: String,
     /// Scopes its credentials may request; at least one.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
 }
 

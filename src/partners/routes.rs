@@ -1,7 +1,7 @@
 //! Admin routes for partners and credentials (scope `admin`).
 
 use actix_web::http::header;
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::model::{
@@ -13,8 +13,9 @@ use crate::auth::Authenticator;
 use crate::db::Db;
 use crate::domain::time;
 use crate::domain::PartnerStatus;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, FieldError, Problem};
 use crate::pagination::PageQuery;
+use crate::rate_limit::{RateQuota, MAX_PER_SECOND};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_partner)
@@ -22,6 +23,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_partner)
         .service(suspend_partner)
         .service(resume_partner)
+        .service(set_rate_limit)
+        .service(clear_rate_limit)
         .service(list_credentials)
         .service(create_credential)
         .service(revoke_credential);
@@ -180,6 +183,75 @@ async fn resume_partner(
     Ok(web::Json(
         set_status(&db, &authenticator, id.into_inner(), PartnerStatus::Active).await?,
     ))
+}
+
+/// Give a partner its own request quota.
+///
+/// Replaces the deployment's default (`SIMRENEW_RATE_LIMIT_PER_S`,
+/// `SIMRENEW_RATE_LIMIT_BURST`) for this partner, with a full bucket: at once on this
+/// instance, within the credential-check interval on the others. Quotas are kept per
+/// instance.
+#[utoipa::path(
+    operation_id = "set_partner_rate_limit",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "Partner id")),
+    request_body = RateQuota,
+    responses(
+        (status = 200, body = Partner),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A value beyond 100000.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["admin"]), ("bearer" = ["admin"]))
+)]
+#[put("/v1/admin/partners/{id}/rate-limit")]
+async fn set_rate_limit(
+    _auth: Authorized<require::Admin>,
+    db: web::Data<Db>,
+    authenticator: web::Data<Authenticator>,
+    id: web::Path<uuid::Uuid>,
+    quota: web::Json<RateQuota>,
+) -> Result<web::Json<Partner>, ApiError> {
+    let (per_second, burst) = (quota.requests_per_second.get(), quota.burst.get());
+    let quota = RateQuota::new(per_second, burst).ok_or_else(|| {
+        let beyond = |field: &str, value: u32| {
+            (value > MAX_PER_SECOND)
+                .then(|| FieldError::new(field, format!("must be 1 to {MAX_PER_SECOND}")))
+        };
+        ApiError::validation(
+            beyond("requests_per_second", per_second)
+                .into_iter()
+                .chain(beyond("burst", burst))
+                .collect(),
+        )
+    })?;
+    let partner =
+        super::set_rate_limit(&db, id.into_inner(), Some(quota), time::to_db(time::now())).await?;
+    authenticator.forget_credentials();
+    Ok(web::Json(partner))
+}
+
+/// Return a partner to the deployment's default request quota.
+#[utoipa::path(
+    operation_id = "clear_partner_rate_limit",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "Partner id")),
+    responses(
+        (status = 200, body = Partner),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["admin"]), ("bearer" = ["admin"]))
+)]
+#[delete("/v1/admin/partners/{id}/rate-limit")]
+async fn clear_rate_limit(
+    _auth: Authorized<require::Admin>,
+    db: web::Data<Db>,
+    authenticator: web::Data<Authenticator>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<Partner>, ApiError> {
+    let partner =
+        super::set_rate_limit(&db, id.into_inner(), None, time::to_db(time::now())).await?;
+    authenticator.forget_credentials();
+    Ok(web::Json(partner))
 }
 
 /// List a partner's credentials (never their secrets).

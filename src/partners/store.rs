@@ -10,6 +10,7 @@ use crate::db::schema::{partner_credentials, partners};
 use crate::db::DbConnection;
 use crate::domain::PartnerStatus;
 use crate::pagination::PageRequest;
+use crate::rate_limit::RateQuota;
 
 pub fn insert_partner(
     conn: &mut DbConnection,
@@ -90,6 +91,28 @@ pub fn set_partner_status(
             .set((partners::status.eq(status), partners::updated_at.eq(now)))
             .execute(conn)?,
     };
+    if updated == 0 {
+        return Ok(None);
+    }
+    find_partner(conn, id)
+}
+
+/// Sets or clears the partner's own quota; `None` when there is no such partner.
+pub fn set_rate_limit(
+    conn: &mut DbConnection,
+    id: &str,
+    quota: Option<RateQuota>,
+    now: NaiveDateTime,
+) -> QueryResult<Option<PartnerRow>> {
+    let as_stored = |value: std::num::NonZeroU32| i32::try_from(value.get()).ok();
+    let updated = diesel::update(partners::table.find(id))
+        .set((
+            partners::rate_limit_per_second
+                .eq(quota.and_then(|q| as_stored(q.requests_per_second))),
+            partners::rate_limit_burst.eq(quota.and_then(|q| as_stored(q.burst))),
+            partners::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     if updated == 0 {
         return Ok(None);
     }

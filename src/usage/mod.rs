@@ -34,14 +34,15 @@ crate::db::stored_enum! {
 #[serde(deny_unknown_fields)]
 pub struct UsageRecord {
     /// The network's id for this record; a record id is applied once, ever.
-    #[schema(example = "cdr-2026-11-25-000042")]
+    #[schema(example = "cdr-2026-11-25-000042", min_length = 1, max_length = 128)]
     pub id: String,
     /// 18–20 digits ending in a Luhn check digit.
-    #[schema(example = "89860012345678901238")]
+    #[schema(example = "89860012345678901238", pattern = r"^[0-9]{18,20}$")]
     pub iccid: String,
     pub kind: UsageKind,
-    /// Bytes, seconds or messages; greater than 0.
-    #[schema(example = 1_048_576)]
+    /// Bytes, seconds or messages.
+    #[schema(example = 1_048_576, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    #[serde(deserialize_with = "crate::domain::integral::integer")]
     pub quantity: i64,
     pub occurred_at: DateTime<Utc>,
 }
@@ -50,6 +51,7 @@ pub struct UsageRecord {
 #[serde(deny_unknown_fields)]
 pub struct UsageBatch {
     /// 1 to 1000 records.
+    #[schema(min_items = 1, max_items = 1000)]
     pub records: Vec<UsageRecord>,
 }
 
@@ -82,16 +84,6 @@ enum Applied {
     Accepted,
     Duplicate,
     Rejected(String),
-}
-
-fn check(record: &UsageRecord) -> Result<(), String> {
-    if record.id.is_empty() || record.id.len() > MAX_RECORD_ID {
-        return Err(format!("id must be 1 to {MAX_RECORD_ID} characters"));
-    }
-    if !(1..=MAX_QUANTITY).contains(&record.quantity) {
-        return Err(format!("quantity must be 1 to {MAX_QUANTITY}"));
-    }
-    Ok(())
 }
 
 /// One record in its own transaction: the usage row and the term's counter together.
@@ -135,9 +127,10 @@ fn apply(
 }
 
 impl UsageBatch {
-    /// The batch's shape: 1 to `MAX_BATCH` records, each ICCID a valid one and each
-    /// `occurred_at` in the accepted range (`422` naming `records[i].iccid` or
-    /// `records[i].occurred_at` otherwise; nothing of the batch is applied).
+    /// The batch's shape: 1 to `MAX_BATCH` records, each with a valid ICCID, an id of
+    /// 1 to `MAX_RECORD_ID` characters, a quantity in range and an `occurred_at` in the
+    /// accepted range (`422` naming each `records[i].<field>` otherwise; nothing of the
+    /// batch is applied).
     pub fn check(&self) -> Result<(), ApiError> {
         if self.records.is_empty() || self.records.len() > MAX_BATCH {
             return Err(ApiError::validation(vec![FieldError::new(
@@ -158,7 +151,24 @@ impl UsageBatch {
                 let occurred_at = time::check_accepted(record.occurred_at)
                     .err()
                     .map(|e| FieldError::new(format!("records[{i}].occurred_at"), e));
-                iccid.into_iter().chain(occurred_at)
+                let id_length = record.id.chars().count();
+                let id = (id_length == 0 || id_length > MAX_RECORD_ID).then(|| {
+                    FieldError::new(
+                        format!("records[{i}].id"),
+                        format!("must be 1 to {MAX_RECORD_ID} characters"),
+                    )
+                });
+                let quantity = (!(1..=MAX_QUANTITY).contains(&record.quantity)).then(|| {
+                    FieldError::new(
+                        format!("records[{i}].quantity"),
+                        format!("must be 1 to {MAX_QUANTITY}"),
+                    )
+                });
+                iccid
+                    .into_iter()
+                    .chain(occurred_at)
+                    .chain(id)
+                    .chain(quantity)
             })
             .collect();
         if errors.is_empty() {
@@ -181,13 +191,6 @@ pub async fn apply_batch(
     records.sort_by(|a, b| a.id.cmp(&b.id));
     let mut outcome = UsageOutcome::default();
     for record in records {
-        if let Err(reason) = check(&record) {
-            outcome.rejected.push(RejectedRecord {
-                id: record.id,
-                reason,
-            });
-            continue;
-        }
         let id = record.id.clone();
         let applied = db
             .transaction(move |conn| match apply(conn, &record, received_at)? {

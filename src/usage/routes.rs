@@ -1,6 +1,6 @@
 //! `POST /v1/network/usage` (scope `network`).
 
-use actix_web::{post, web};
+use actix_web::{post, web, HttpRequest};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{UsageBatch, UsageOutcome};
@@ -8,6 +8,11 @@ use crate::auth::principal::{require, Authorized};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::{ApiError, Problem};
+use crate::http::extractors::{optional_json, read_body};
+
+/// Largest usage batch body: 1000 records whose ids are 128 characters, each escaped
+/// as `\uXXXX` pairs at worst, fit in it.
+pub const MAX_USAGE_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(report_usage);
@@ -37,9 +42,14 @@ async fn report_usage(
     _auth: Authorized<require::Network>,
     db: web::Data<Db>,
     clock: web::Data<Clock>,
-    body: web::Json<UsageBatch>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<web::Json<UsageOutcome>, ApiError> {
-    let batch = body.into_inner();
+    // Read here rather than by `web::Json`: a full batch of long record ids is larger
+    // than the 64 KiB every other body is held to.
+    let body = read_body(payload, MAX_USAGE_BODY_BYTES).await?;
+    let batch: UsageBatch = optional_json(&req, &body)?
+        .ok_or_else(|| ApiError::bad_request("send the batch as a JSON body"))?;
     Ok(web::Json(
         super::apply_batch(&db, batch, clock.now_db()).await?,
     ))

@@ -108,12 +108,14 @@ pub struct LedgerPage {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCredit {
-    #[schema(value_type = String, example = "CNY")]
+    #[schema(value_type = String, example = "CNY", pattern = r"^[A-Z]{3}$")]
     pub currency: String,
     /// Minor units, greater than 0.
-    #[schema(example = 100_000)]
+    #[schema(example = 100_000, minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "crate::domain::integral::integer")]
     pub amount: i64,
     /// Your reference for it (a bank transfer id, an invoice).
+    #[schema(max_length = 200)]
     pub reference: Option<String>,
 }
 

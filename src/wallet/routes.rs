@@ -81,7 +81,7 @@ async fn list_transactions(
     tag = "admin",
     params(
         ("id" = uuid::Uuid, Path, description = "Partner id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe (recommended)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe (recommended): 1–255 visible ASCII characters, e.g. a UUID", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$"),
     ),
     request_body = NewCredit,
     responses(

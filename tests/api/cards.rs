@@ -333,7 +333,6 @@ async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp
     let batch = json!({"records": [
         {"id": "bad-1", "iccid": iccid(6, 99), "kind": "data", "quantity": 5, "occurred_at": Utc::now()},
         {"id": "bad-2", "iccid": card, "kind": "data", "quantity": 5, "occurred_at": before},
-        {"id": "bad-3", "iccid": card, "kind": "sms", "quantity": 0, "occurred_at": Utc::now()},
     ]});
     let outcome: Value = app
         .post_json("/v1/network/usage", &network, &batch)
@@ -348,7 +347,7 @@ async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["bad-1", "bad-2", "bad-3"]);
+    assert_eq!(ids, ["bad-1", "bad-2"]);
     assert_eq!(used_bytes(&app, &w.partner, &card).await, 0);
 
     // A malformed ICCID is refused at the edge, naming the record; the valid record
@@ -365,6 +364,25 @@ async fn usage_that_cannot_be_placed_is_rejected_and_writes_nothing(app: TestApp
     )
     .await;
     assert_eq!(problem_fields(&problem), ["records[1].iccid"]);
+    assert_eq!(used_bytes(&app, &w.partner, &card).await, 0);
+
+    // So are a quantity and an id out of range, each named.
+    let out_of_range = json!({"records": [
+        {"id": "ok-2", "iccid": card, "kind": "data", "quantity": 5, "occurred_at": Utc::now()},
+        {"id": "bad-3", "iccid": card, "kind": "sms", "quantity": 0, "occurred_at": Utc::now()},
+        {"id": "x".repeat(129), "iccid": card, "kind": "sms", "quantity": 1, "occurred_at": Utc::now()},
+    ]});
+    let problem = assert_problem(
+        app.post_json("/v1/network/usage", &network, &out_of_range)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        problem_fields(&problem),
+        ["records[1].quantity", "records[2].id"]
+    );
     assert_eq!(used_bytes(&app, &w.partner, &card).await, 0);
 
     // A counter that cannot hold more refuses the record instead of wrapping or

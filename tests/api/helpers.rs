@@ -259,8 +259,12 @@ impl TestApp {
         tokio::spawn(server);
         Self {
             base_url: format!("http://127.0.0.1:{port}"),
+            // Idle connections are dropped well before the server's 5 s keep-alive
+            // closes them, so a loaded machine never sends on a connection being closed
+            // (hyper's `IncompleteMessage`).
             client: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .expect("client"),
             db,

@@ -16,3 +16,4 @@ mod openapi;
 mod orders;
 mod partners;
 mod payments;
+mod rate_limits;

@@ -94,27 +94,29 @@ fn error_responses_use_the_problem_schema() {
 }
 
 #[test]
-fn every_protected_operation_names_its_scope_and_documents_401_and_403() {
+fn every_protected_operation_names_its_scope_and_documents_401_403_and_429() {
     let doc = document();
     for (method, path, operation) in operations(&doc) {
         let Some(requirements) = operation["security"].as_array() else {
             panic!("{method} {path} says nothing about security");
         };
-        let scopes: Vec<&Value> = requirements
+        let schemes: Vec<(&String, &Value)> = requirements
             .iter()
             .filter_map(|r| r.as_object())
-            .flat_map(|r| r.values())
+            .flat_map(|r| r.iter())
             .collect();
-        if scopes.is_empty() {
+        if schemes.is_empty() {
             continue; // public: `security: [{}]`
         }
-        assert!(
-            scopes
-                .iter()
-                .all(|s| s.as_array().is_some_and(|a| !a.is_empty())),
-            "{method} {path} lists a scheme without its scope"
-        );
-        for status in ["401", "403"] {
+        for (scheme, scopes) in schemes {
+            // OAuth2 requirements name the scope; HTTP schemes (bearer) have none to name.
+            let listed = scopes.as_array().map_or(0, Vec::len);
+            match scheme.as_str() {
+                "oauth2" => assert!(listed > 0, "{method} {path} names no scope"),
+                _ => assert_eq!(listed, 0, "{method} {path}: {scheme} cannot carry scopes"),
+            }
+        }
+        for status in ["401", "403", "429"] {
             assert!(
                 operation["responses"][status].is_object(),
                 "{method} {path} does not document {status}"
@@ -147,5 +149,99 @@ fn request_and_response_bodies_are_named_components() {
                 assert!(named, "{method} {path} {media}: inline schema {schema}");
             }
         }
+    }
+}
+
+mod served {
+    //! The document a running server serves, and the answers it declares.
+
+    use reqwest::StatusCode;
+    use serde_json::{json, Value};
+
+    use crate::helpers::{assert_problem, TestApp};
+    use simrenew::config::ProviderKind;
+    use simrenew::domain::PaymentMethod;
+
+    on_both_backends!(
+        backend:
+        a_server_serves_only_the_operations_it_has,
+        integers_may_be_written_with_a_zero_fraction,
+    );
+
+    async fn served_paths(app: &TestApp) -> Vec<String> {
+        let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+        doc["paths"].as_object().unwrap().keys().cloned().collect()
+    }
+
+    async fn a_server_serves_only_the_operations_it_has(backend: crate::helpers::Backend) {
+        let plain = TestApp::spawn(backend).await;
+        let paths = served_paths(&plain).await;
+        assert!(
+            paths.iter().all(|p| !p.starts_with("/v1/sandbox/")),
+            "{paths:?}"
+        );
+        assert!(paths.contains(&"/v1/orders".to_owned()));
+        // The sandbox's paths are not this server's: 404, never a contradictory 405.
+        let token = plain.admin_token().await;
+        let response = plain
+            .post_json(
+                &format!("/v1/sandbox/payments/{}/succeed", uuid::Uuid::now_v7()),
+                &token,
+                &json!({}),
+            )
+            .await;
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+
+        let sandboxed = TestApp::spawn_configured(backend, |settings| {
+            settings.payments.routes = vec![(PaymentMethod::Card, ProviderKind::Sandbox)];
+        })
+        .await;
+        let paths = served_paths(&sandboxed).await;
+        assert!(paths.contains(&"/v1/sandbox/payments/{id}/succeed".to_owned()));
+        let committed: Value = serde_json::from_str(&simrenew::app::document_json()).unwrap();
+        assert_eq!(
+            paths.len(),
+            committed["paths"].as_object().unwrap().len(),
+            "with the sandbox on, the served document is the committed one"
+        );
+    }
+
+    async fn integers_may_be_written_with_a_zero_fraction(backend: crate::helpers::Backend) {
+        let app = TestApp::spawn(backend).await;
+        let admin = app.admin_token().await;
+        let (partner, token) = app.partner_with_token("Acme").await;
+        let path = format!("/v1/admin/partners/{}/wallet/credits", partner.id);
+        let credit = |amount: Value| {
+            let body = json!({"currency": "CNY", "amount": amount});
+            let (app, path, admin) = (&app, &path, &admin);
+            async move { app.post_json(path, admin, &body).await }
+        };
+        assert_eq!(credit(json!(1500.0)).await.status(), StatusCode::CREATED);
+        assert_eq!(credit(json!(5e2)).await.status(), StatusCode::CREATED);
+        for refused in [json!(12.5), json!("100"), json!(1e300)] {
+            assert_problem(
+                credit(refused).await,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            )
+            .await;
+        }
+        let wallet: Value = app
+            .get_with("/v1/wallet", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let cny = wallet["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["currency"] == "CNY")
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            cny["available"], 2000,
+            "only the integral credits: {wallet}"
+        );
     }
 }

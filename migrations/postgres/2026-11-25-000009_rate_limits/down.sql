@@ -1,0 +1,2 @@
+ALTER TABLE partners DROP COLUMN rate_limit_burst;
+ALTER TABLE partners DROP COLUMN rate_limit_per_second;
