@@ -82,6 +82,95 @@ const WITHOUT_DATABASE: &[&str] = &["get_liveness", "get_metrics", "get_jwks"];
 /// webhook takes whatever bytes the provider signed.
 const OWN_BODY_RULES: &[&str] = &["issue_token", "receive_payment_webhook"];
 
+/// OpenAPI links: what a created resource's answer lets a client call next, with the
+/// path parameter taken from that answer (generators and stateful fuzzers follow them).
+const LINKS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "create_order",
+        "201",
+        "$response.body#/id",
+        &[
+            "get_order",
+            "cancel_order",
+            "list_order_refunds",
+            "get_activation",
+            "get_activation_qr_png",
+            "get_activation_qr_svg",
+            "confirm_activation",
+            "fail_activation",
+            "sandbox_payment_succeed",
+            "sandbox_payment_fail",
+        ],
+    ),
+    (
+        "create_partner",
+        "201",
+        "$response.body#/partner_id",
+        &[
+            "get_partner",
+            "suspend_partner",
+            "resume_partner",
+            "list_partner_credentials",
+            "create_partner_credential",
+            "set_partner_rate_limit",
+            "clear_partner_rate_limit",
+            "credit_wallet",
+        ],
+    ),
+    (
+        "create_plan",
+        "201",
+        "$response.body#/id",
+        &["get_plan", "update_plan", "retire_plan"],
+    ),
+];
+
+/// Adds `LINKS` to the operations' answers (only to operations the document has).
+fn add_links(doc: &mut Value) {
+    let mut ids = std::collections::HashSet::new();
+    for item in doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for operation in item.as_object().into_iter().flat_map(|i| i.values()) {
+            if let Some(id) = operation["operationId"].as_str() {
+                ids.insert(id.to_owned());
+            }
+        }
+    }
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            for (source, status, value, targets) in LINKS {
+                if *source != id {
+                    continue;
+                }
+                let links: serde_json::Map<String, Value> = targets
+                    .iter()
+                    .filter(|target| ids.contains(**target))
+                    .map(|target| {
+                        (
+                            (*target).to_owned(),
+                            json!({"operationId": target, "parameters": {"id": value}}),
+                        )
+                    })
+                    .collect();
+                operation["responses"][*status]["links"] = Value::Object(links);
+            }
+        }
+    }
+}
+
 /// Completes the gathered document, as JSON: every answer the plumbing can give is
 /// declared on every operation it can reach (written once here rather than on every
 /// handler), HTTP bearer requirements carry no scopes (only OAuth2 ones do), and the
@@ -109,6 +198,11 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> Value {
             }
         }
     }
+    add_links(&mut doc);
+    // The scopes a token request may name, from the one list of scopes.
+    let names: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+    doc["components"]["schemas"]["TokenRequest"]["properties"]["scope"]["pattern"] =
+        json!(format!("^[ ,]*(({})([ ,]+|$))*$", names.join("|")));
     doc
 }
 
@@ -359,6 +453,7 @@ pub fn served(mut doc: Value, sandbox: bool) -> Value {
                     })
             });
         }
+        add_links(&mut doc);
     }
     doc
 }

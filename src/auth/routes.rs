@@ -27,12 +27,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// Client credentials grant. Send the credentials with HTTP Basic or in the body, not both.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// Must be `client_credentials`.
-    #[schema(example = "client_credentials")]
+    /// Must be `client_credentials` (absent: `invalid_request`; another grant:
+    /// `unsupported_grant_type`).
+    #[schema(value_type = String, required = true, example = "client_credentials", pattern = "^client_credentials$")]
     pub grant_type: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     /// Space-separated scopes to narrow the token to; default: all the partner's scopes.
+    /// A scope the partner lacks is `invalid_scope`.
+    /// (The document's pattern for it is built from `Scope::ALL`, see `openapi::finish`.)
     #[schema(example = "catalog:read cards:read")]
     pub scope: Option<String>,
 }

@@ -72,8 +72,9 @@ pub struct Payment {
 }
 
 /// Money returned to the payer so far (the refunds themselves: `GET /v1/orders/{id}/refunds`).
+/// Named apart from `payments::refunds::Refund`: one component name per schema.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Refund {
+pub struct RefundedTotal {
     #[schema(value_type = i64)]
     pub amount: MinorUnits,
     #[schema(value_type = String, example = "CNY")]
@@ -99,7 +100,7 @@ pub struct Order {
     #[schema(example = "R-20261125-000123")]
     pub receipt_number: Option<String>,
     pub client_reference: Option<String>,
-    pub refund: Option<Refund>,
+    pub refund: Option<RefundedTotal>,
     pub paid_at: Option<DateTime<Utc>>,
     /// When it reached a final state (completed, failed, cancelled, expired).
     pub closed_at: Option<DateTime<Utc>>,
@@ -133,7 +134,7 @@ impl TryFrom<&OrderRow> for Order {
             receipt_number: row.receipt_number.clone(),
             client_reference: row.client_reference.clone(),
             refund: match (row.refunded_amount, row.refunded_at) {
-                (Some(amount), Some(at)) => Some(Refund {
+                (Some(amount), Some(at)) => Some(RefundedTotal {
                     amount,
                     currency: row.currency,
                     refunded_at: time::from_db(at),
