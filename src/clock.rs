@@ -37,6 +37,11 @@ impl Clock {
         self.offset_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// How far tests have moved this clock from the system clock.
+    pub fn offset(&self) -> TimeDelta {
+        TimeDelta::microseconds(self.offset_micros.load(Ordering::Relaxed))
+    }
+
     /// Makes this clock read `at` now (and run on from there).
     pub fn set(&self, at: DateTime<Utc>) {
         let offset = at - time::now();

@@ -126,18 +126,18 @@ pub struct AuthArgs {
           value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
     pub credential_check_s: u64,
 
-    /// Failed token requests allowed per client id and source address per minute (per
-    /// process); beyond them that pair waits. Successful requests are not counted, so a
-    /// stranger guessing a client's secret cannot lock its owner out.
+    /// Token requests allowed per client id and source address (IPv6: per /64) per
+    /// minute (per process); kept per address so that a stranger guessing a client's
+    /// secret from elsewhere cannot lock its owner out.
     #[arg(
         long,
-        env = "SIMRENEW_TOKEN_FAILURES_PER_CLIENT",
+        env = "SIMRENEW_TOKEN_RATE_PER_CLIENT",
         default_value = "20",
         global = true
     )]
-    pub token_failures_per_client: NonZeroU32,
+    pub token_rate_per_client: NonZeroU32,
 
-    /// Token requests allowed per source address per minute (per process).
+    /// Token requests allowed per source address (IPv6: per /64) per minute (per process).
     #[arg(
         long,
         env = "SIMRENEW_TOKEN_RATE_PER_ADDRESS",
@@ -198,7 +198,7 @@ impl AuthArgs {
             audience: self.jwt_audience.clone(),
             token_lifetime: Duration::from_secs(self.token_ttl_s),
             credential_check_interval: Duration::from_secs(self.credential_check_s),
-            token_failures_per_client: self.token_failures_per_client,
+            token_rate_per_client: self.token_rate_per_client,
             token_rate_per_address: self.token_rate_per_address,
             partner_quota: RateQuota::new(self.rate_limit_per_s, self.rate_limit_burst).ok_or(
                 "SIMRENEW_RATE_LIMIT_PER_S and SIMRENEW_RATE_LIMIT_BURST must be 1 to 100000",
@@ -215,7 +215,7 @@ pub struct AuthSettings {
     pub audience: String,
     pub token_lifetime: Duration,
     pub credential_check_interval: Duration,
-    pub token_failures_per_client: NonZeroU32,
+    pub token_rate_per_client: NonZeroU32,
     pub token_rate_per_address: NonZeroU32,
     /// Every partner's request quota unless its own is set.
     pub partner_quota: RateQuota,
@@ -230,7 +230,7 @@ impl Default for AuthSettings {
             audience: "simrenew-api".into(),
             token_lifetime: Duration::from_secs(900),
             credential_check_interval: Duration::from_secs(5),
-            token_failures_per_client: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            token_rate_per_client: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             token_rate_per_address: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
             partner_quota: RateQuota::DEFAULT,
         }

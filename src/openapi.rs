@@ -77,6 +77,10 @@ impl Modify for SecuritySchemes {
 /// Operations that answer from memory alone: no database, so no `500`/`503` of theirs.
 const WITHOUT_DATABASE: &[&str] = &["get_liveness", "get_metrics", "get_jwks"];
 
+/// Headers whose unreadable value is ignored rather than refused (a stale or garbled
+/// `If-None-Match` only means the full answer is sent).
+const LENIENT_HEADERS: &[Option<&str>] = &[Some("If-None-Match")];
+
 /// Operations that read their body themselves, with rules of their own: the token
 /// endpoint answers RFC 6749 errors (`400`) for any unreadable body, and the payment
 /// webhook takes whatever bytes the provider signed.
@@ -288,19 +292,26 @@ fn finish_operation(operation: &mut Value) {
     }
 
     let parameters_in = |place: &str| {
-        operation["parameters"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["in"] == place))
+        operation["parameters"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["in"] == place && !LENIENT_HEADERS.contains(&p["name"].as_str()))
+        })
     };
     let has_query = parameters_in("query");
     let has_header = parameters_in("header");
     let has_body = operation.get("requestBody").is_some();
     let own_body_rules = OWN_BODY_RULES.contains(&id.as_str());
     let uses_database = !WITHOUT_DATABASE.contains(&id.as_str());
+    // Readiness turns every failure into its documented 503.
+    let may_fail_internally = uses_database && id != "get_readiness";
 
     let Some(responses) = operation["responses"].as_object_mut() else {
         return;
     };
+    if let Some(limited) = responses.get_mut("429") {
+        // Every 429 says when to come back.
+        *limited = with_headers(limited.take(), retry_after(true));
+    }
     if protected {
         // What the handler declared is answered after the quota was counted.
         for response in responses.values_mut() {
@@ -363,11 +374,13 @@ fn finish_operation(operation: &mut Value) {
             ),
         );
     }
-    if uses_database {
+    if may_fail_internally {
         add(
             "500",
             problem("An internal error (`internal_error`); `request_id` identifies it in the service's logs."),
         );
+    }
+    if uses_database {
         add(
             "503",
             with_headers(

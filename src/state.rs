@@ -43,8 +43,7 @@ impl AppState {
                 lifetime: auth.token_lifetime,
             },
         );
-        let limits =
-            TokenRateLimits::new(auth.token_failures_per_client, auth.token_rate_per_address);
+        let limits = TokenRateLimits::new(auth.token_rate_per_client, auth.token_rate_per_address);
         let partner_limits = PartnerRateLimits::new(auth.partner_quota, clock.clone());
         let authenticator = Authenticator::new(
             tokens,

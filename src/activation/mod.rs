@@ -148,7 +148,7 @@ impl TryFrom<&ActivationRow> for Activation {
 pub struct Confirmation {
     /// eSIM only: the device's EID (32 digits); recorded on the card, and refused if the
     /// card is known to have another.
-    #[schema(pattern = r"^[0-9]{32}$")]
+    #[schema(value_type = Option<crate::domain::Eid>)]
     pub eid: Option<String>,
 }
 
@@ -171,8 +171,10 @@ pub fn new_matching_id() -> String {
 impl Failure {
     /// The reason, trimmed, or a `422` naming `reason`.
     pub fn reason(&self) -> Result<&str, ApiError> {
+        // Counted as sent (the document's `maxLength`); used without surrounding spaces.
+        let too_long = self.reason.chars().count() > MAX_REASON;
         let reason = self.reason.trim();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        if reason.is_empty() || too_long {
             return Err(ApiError::validation(vec![FieldError::new(
                 "reason",
                 format!("must be 1 to {MAX_REASON} characters"),
@@ -185,10 +187,9 @@ impl Failure {
 impl Confirmation {
     /// The EID given, parsed (`422` naming `eid`), if any.
     pub fn eid(&self) -> Result<Option<Eid>, ApiError> {
+        // Exactly as sent: the document's pattern allows no surrounding whitespace.
         self.eid
             .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
             .map(|text| {
                 text.parse::<Eid>()
                     .map_err(|e| ApiError::validation(vec![FieldError::new("eid", e)]))

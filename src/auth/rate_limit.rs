@@ -1,17 +1,18 @@
-//! Rate limits on the token endpoint, per source address (so that hashing cannot be
-//! used to exhaust the CPU) and on failed attempts per client id and source address (so
-//! that guessing a secret is slow). Successful requests do not count against the
-//! client, so a stranger who knows a `client_id` cannot lock its owner out.
-//! Limits are per process: N instances allow N times the rate.
+//! Rate limits on the token endpoint: per source address (so that hashing cannot be
+//! used to exhaust the CPU) and per client id *and* source address (so that guessing
+//! a secret is slow). The second is counted before the secret is checked, so no more
+//! guesses are verified than it allows, even when they arrive at once; and it is kept
+//! per address, so that a stranger who knows a `client_id` and calls from elsewhere
+//! cannot lock its owner out. IPv6 addresses count per /64, the block one subscriber
+//! usually holds. Limits are per process: N instances allow N times the rate.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use mini_moka::sync::Cache;
 
 /// Beyond this many remembered keys, keys idle long enough to be full again are dropped.
 const MAX_REMEMBERED_KEYS: usize = 10_000;
@@ -39,58 +40,35 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 }
 
-/// A client id as tried from one address.
-type Attempt = (String, IpAddr);
+/// Where a request comes from, as the limits count it: an IPv4 address, or the /64 an
+/// IPv6 address is in (a subscriber rotating through its own block is one source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Source(IpAddr);
 
-/// Failed attempts per (client id, address): counted only when they fail; once the
-/// allowance is spent, that pair is refused without checking its secret until a
-/// failure would be allowed again.
-pub struct FailedAttempts {
-    failures: KeyedLimit<Attempt>,
-    blocked_until: Cache<Attempt, Instant>,
-}
-
-impl FailedAttempts {
-    fn new(per_minute: NonZeroU32) -> Self {
-        Self {
-            failures: KeyedLimit::new(per_minute, per_minute),
-            blocked_until: Cache::builder()
-                .max_capacity(MAX_REMEMBERED_KEYS as u64)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+impl From<IpAddr> for Source {
+    fn from(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V4(_) => Self(address),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1_u128 << 64) - 1);
+                    Self(IpAddr::V6(prefix.into()))
+                }
+            },
         }
-    }
-
-    /// Before the secret is checked: `Err(wait)` while this pair is blocked.
-    pub fn check(&self, client_id: &str, address: IpAddr) -> Result<(), Duration> {
-        let key = (client_id.to_owned(), address);
-        match self.blocked_until.get(&key) {
-            Some(until) if until > Instant::now() => Err(until - Instant::now()),
-            _ => Ok(()),
-        }
-    }
-
-    /// After a failure: `Err(wait)` when it used up the allowance (the pair is blocked).
-    pub fn record_failure(&self, client_id: &str, address: IpAddr) -> Result<(), Duration> {
-        let key = (client_id.to_owned(), address);
-        self.failures.check(&key).inspect_err(|wait| {
-            self.blocked_until.insert(key, Instant::now() + *wait);
-        })
     }
 }
 
 pub struct TokenRateLimits {
-    pub failed_attempts: FailedAttempts,
-    pub per_address: KeyedLimit<IpAddr>,
+    pub per_client: KeyedLimit<(String, Source)>,
+    pub per_address: KeyedLimit<Source>,
 }
 
 impl TokenRateLimits {
-    pub fn new(
-        failures_per_client_per_minute: NonZeroU32,
-        per_address_per_minute: NonZeroU32,
-    ) -> Self {
+    pub fn new(per_client_per_minute: NonZeroU32, per_address_per_minute: NonZeroU32) -> Self {
         Self {
-            failed_attempts: FailedAttempts::new(failures_per_client_per_minute),
+            per_client: KeyedLimit::new(per_client_per_minute, per_client_per_minute),
             per_address: KeyedLimit::new(per_address_per_minute, per_address_per_minute),
         }
     }
@@ -99,7 +77,7 @@ impl TokenRateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn a_burst_beyond_the_quota_is_refused_per_key() {
@@ -113,23 +91,16 @@ mod tests {
     }
 
     #[test]
-    fn failures_block_their_pair_only() {
-        let attempts = FailedAttempts::new(NonZeroU32::new(3).unwrap());
-        let stranger = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-        let owner = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
-        for _ in 0..3 {
-            assert!(attempts.check("client", stranger).is_ok());
-            assert!(attempts.record_failure("client", stranger).is_ok());
-        }
-        assert!(attempts.record_failure("client", stranger).is_err());
-        assert!(attempts.check("client", stranger).is_err(), "blocked now");
-        assert!(
-            attempts.check("client", owner).is_ok(),
-            "the owner's address is not"
-        );
-        assert!(
-            attempts.check("other", stranger).is_ok(),
-            "other clients are not"
+    fn ipv6_sources_are_their_64_block() {
+        let a: Ipv6Addr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: Ipv6Addr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Source::from(IpAddr::V6(a)), Source::from(IpAddr::V6(b)));
+        assert_ne!(Source::from(IpAddr::V6(a)), Source::from(IpAddr::V6(other)));
+        let mapped: Ipv6Addr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            Source::from(IpAddr::V6(mapped)),
+            Source::from(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
         );
     }
 }

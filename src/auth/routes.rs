@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::rate_limit::Source;
 use super::scopes::ScopeSet;
 use super::secrets;
 use super::store;
@@ -35,7 +36,7 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
     /// Space-separated scopes to narrow the token to; default: all the partner's scopes.
     /// A scope the partner lacks is `invalid_scope`.
-    /// (The document's pattern for it is built from `Scope::ALL`, see `openapi::finish`.)
+    // The document's pattern for it is built from `Scope::ALL` in `openapi::finish`.
     #[schema(example = "catalog:read cards:read")]
     pub scope: Option<String>,
 }
@@ -97,15 +98,12 @@ fn invalid_client(basic: bool) -> ApiError {
 }
 
 fn rate_limited(wait: std::time::Duration) -> ApiError {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let err = ApiError::new(
+    let seconds = crate::rate_limit::whole_seconds(wait).max(1);
+    ApiError::new(
         ErrorCode::RateLimited,
         format!("too many token requests from this address; retry in {seconds} s"),
-    );
-    match HeaderValue::from_str(&seconds.max(1).to_string()) {
-        Ok(value) => err.with_header(header::RETRY_AFTER, value),
-        Err(_) => err,
-    }
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
 }
 
 fn parse_body(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, ApiError> {
@@ -166,9 +164,9 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
 /// Exchange client credentials for an access token.
 ///
 /// OAuth 2.0 client credentials grant (RFC 6749 §4.4). Errors use RFC 6749 §5.2 bodies.
-/// Rate-limited per source address, and failed attempts per client id and source
-/// address (successful ones do not count, so nobody else can lock a client out); over
-/// a limit the answer is `429` with `Retry-After`.
+/// Rate-limited per source address, and per client id and source address (so that a
+/// stranger calling from elsewhere cannot lock a client out); over a limit the answer
+/// is `429` with `Retry-After`.
 #[utoipa::path(
     operation_id = "issue_token",
     tag = "auth",
@@ -191,14 +189,15 @@ async fn issue_token(
     db: web::Data<Db>,
     authenticator: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = req
-        .peer_addr()
-        .map(|addr| addr.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let source = Source::from(
+        req.peer_addr()
+            .map(|addr| addr.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+    );
     authenticator
         .limits
         .per_address
-        .check(&address)
+        .check(&source)
         .map_err(rate_limited)?;
 
     let body = match payload.to_bytes_limited(MAX_TOKEN_REQUEST_BYTES).await {
@@ -232,17 +231,21 @@ async fn issue_token(
         (None, Some(id), Some(secret)) => (id, secret),
         (None, _, _) => return Err(invalid_client(false)),
     };
-    let requested: Option<ScopeSet> = match request.scope.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => Some(
-            text.parse()
-                .map_err(|e| ApiError::oauth(OAuthErrorCode::InvalidScope, format!("{e}")))?,
-        ),
-    };
+    // Separators only, as the documented pattern allows: other whitespace is an error.
+    let separators: &[char] = &[' ', ','];
+    let requested: Option<ScopeSet> =
+        match request.scope.as_deref().map(|s| s.trim_matches(separators)) {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|e| ApiError::oauth(OAuthErrorCode::InvalidScope, format!("{e}")))?,
+            ),
+        };
+    // Counted before the secret is checked: no more guesses are verified than allowed.
     authenticator
         .limits
-        .failed_attempts
-        .check(&client_id, address)
+        .per_client
+        .check(&(client_id.clone(), source))
         .map_err(rate_limited)?;
 
     let client = {
@@ -261,11 +264,6 @@ async fn issue_token(
         Some(client) if verified && client.usable => client,
         _ => {
             tracing::info!(%client_id, "client authentication failed");
-            authenticator
-                .limits
-                .failed_attempts
-                .record_failure(&client_id, address)
-                .map_err(rate_limited)?;
             return Err(invalid_client(used_basic));
         }
     };

@@ -245,7 +245,10 @@ pub fn validate_cards(
         errors.push(FieldError::new("cards", "must list at least one card"));
     }
     for (i, card) in cards.iter().enumerate() {
-        let iccid = card.iccid.trim();
+        // Identifiers exactly as sent: the document's patterns allow no surrounding
+        // whitespace and no empty string (`simrenew cards import` trims CSV cells and
+        // reads an empty one as absent).
+        let iccid = card.iccid.as_str();
         match iccid.parse::<Iccid>() {
             Ok(_) if !seen.insert(iccid.to_owned()) => errors.push(FieldError::new(
                 format!("cards[{i}].iccid"),
@@ -254,15 +257,11 @@ pub fn validate_cards(
             Ok(_) => {}
             Err(e) => errors.push(FieldError::new(format!("cards[{i}].iccid"), e)),
         }
-        let msisdn = card
-            .msisdn
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| !m.is_empty());
+        let msisdn = card.msisdn.as_deref();
         if let Some(Err(e)) = msisdn.map(str::parse::<Msisdn>) {
             errors.push(FieldError::new(format!("cards[{i}].msisdn"), e));
         }
-        let eid = card.eid.as_deref().map(str::trim).filter(|e| !e.is_empty());
+        let eid = card.eid.as_deref();
         match (card.card_type, eid) {
             (CardType::Fm, Some(_)) => errors.push(FieldError::new(
                 format!("cards[{i}].eid"),

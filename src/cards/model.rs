@@ -122,14 +122,14 @@ pub struct Balance {
 #[serde(deny_unknown_fields)]
 pub struct NewCard {
     /// 18–20 digits ending in a Luhn check digit.
-    #[schema(example = "89860012345678901238", pattern = r"^[0-9]{18,20}$")]
+    #[schema(value_type = crate::domain::Iccid)]
     pub iccid: String,
     pub card_type: CardType,
     /// E.164, e.g. `+8613800138000`.
-    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$")]
+    #[schema(value_type = Option<crate::domain::Msisdn>)]
     pub msisdn: Option<String>,
     /// eSIM only: 32 digits, 1 modulo 97.
-    #[schema(pattern = r"^[0-9]{32}$")]
+    #[schema(value_type = Option<crate::domain::Eid>)]
     pub eid: Option<String>,
 }
 

@@ -13,7 +13,7 @@ use super::{store, MAX_IMPORT_BATCH};
 use crate::auth::principal::{require, Authorized};
 use crate::clock::Clock;
 use crate::db::{stored_uuid, Db};
-use crate::domain::Iccid;
+use crate::domain::{CardPath, Iccid};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::pagination::PageQuery;
 
@@ -66,7 +66,7 @@ async fn list_cards(
 #[utoipa::path(
     operation_id = "get_card",
     tag = "cards",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$")),
+    params(CardPath),
     responses(
         (status = 200, body = Card),
         (status = 404, description = "No such card among yours.", body = Problem, content_type = "application/problem+json"),
@@ -98,7 +98,7 @@ async fn get_card(
 #[utoipa::path(
     operation_id = "get_card_balance",
     tag = "cards",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$")),
+    params(CardPath),
     responses(
         (status = 200, body = Balance),
         (status = 404, description = "No such card among yours.", body = Problem, content_type = "application/problem+json"),
@@ -175,7 +175,7 @@ async fn admin_card(db: &Db, iccid: String, now: NaiveDateTime) -> Result<AdminC
 #[utoipa::path(
     operation_id = "get_admin_card",
     tag = "admin",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$")),
+    params(CardPath),
     responses((status = 200, body = AdminCard), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("oauth2" = ["admin"]), ("bearer" = ["admin"]))
 )]
@@ -205,7 +205,7 @@ async fn set_suspended(
 #[utoipa::path(
     operation_id = "suspend_card",
     tag = "admin",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$")),
+    params(CardPath),
     responses((status = 200, body = AdminCard), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("oauth2" = ["admin"]), ("bearer" = ["admin"]))
 )]
@@ -225,7 +225,7 @@ async fn suspend_card(
 #[utoipa::path(
     operation_id = "resume_card",
     tag = "admin",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$")),
+    params(CardPath),
     responses((status = 200, body = AdminCard), (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("oauth2" = ["admin"]), ("bearer" = ["admin"]))
 )]
@@ -245,7 +245,7 @@ async fn resume_card(
 #[utoipa::path(
     operation_id = "move_card",
     tag = "admin",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$")),
+    params(CardPath),
     request_body = CardMove,
     responses(
         (status = 200, body = AdminCard),
@@ -276,7 +276,7 @@ async fn move_card(
 #[utoipa::path(
     operation_id = "grant_term",
     tag = "admin",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$")),
+    params(CardPath),
     request_body = TermGrant,
     responses(
         (status = 201, description = "Granted; the card's balance after it.", body = Balance),

@@ -52,7 +52,7 @@ crate::db::stored_enum! {
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// ISO 4217 code.
-    #[schema(value_type = String, example = "CNY", pattern = r"^[A-Z]{3}$")]
+    #[schema(value_type = crate::domain::Currency)]
     pub currency: String,
     /// Integer amount in minor units, > 0: `3000` CNY is ¥30.00.
     #[schema(example = 3000, minimum = 1)]
@@ -238,9 +238,12 @@ impl Errors<'_> {
     }
 }
 
+// Lengths are counted as sent, as the document's `maxLength` counts them; surrounding
+// whitespace is dropped from what is stored.
 fn check_name(errors: &mut Errors, name: &str) -> String {
+    let too_long = name.chars().count() > MAX_NAME;
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
+    if name.is_empty() || too_long {
         errors.add("name", format!("must be 1 to {MAX_NAME} characters"));
     }
     name.to_owned()
@@ -257,8 +260,9 @@ fn check_description(errors: &mut Errors, description: &str) -> String {
 }
 
 fn check_region(errors: &mut Errors, region: Option<&str>) -> Option<String> {
+    let too_long = region.is_some_and(|r| r.chars().count() > MAX_REGION);
     let region = region.map(str::trim).filter(|r| !r.is_empty())?;
-    if region.chars().count() > MAX_REGION {
+    if too_long {
         errors.add("region", format!("must be at most {MAX_REGION} characters"));
     }
     Some(region.to_owned())
@@ -318,7 +322,8 @@ impl NewPlan {
             prefix,
             list: Vec::new(),
         };
-        let code = self.code.trim();
+        // Exactly as sent: the document's pattern allows no surrounding whitespace.
+        let code = self.code.as_str();
         let code_ok = !code.is_empty()
             && code.len() <= MAX_CODE
             && code
@@ -426,13 +431,13 @@ pub struct PlanQuery {
     #[param(example = "esim", value_type = Option<crate::domain::CardType>)]
     pub card_type: Option<String>,
     /// ISO 3166-1 alpha-2: plans that cover this country.
-    #[param(example = "JP", pattern = r"^[A-Z]{2}$")]
+    #[param(value_type = Option<crate::domain::Country>)]
     pub country: Option<String>,
     /// `month`, `quarter`, `year` or `custom`.
     #[param(example = "month", value_type = Option<crate::catalog::model::Period>)]
     pub period: Option<String>,
     /// ISO 4217: plans priced in this currency.
-    #[param(example = "CNY", pattern = r"^[A-Z]{3}$")]
+    #[param(value_type = Option<crate::domain::Currency>)]
     pub currency: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]

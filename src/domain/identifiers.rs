@@ -215,3 +215,14 @@ mod tests {
         }
     }
 }
+
+/// The `{iccid}` path parameter, declared once for every operation on one card. (The
+/// handlers read it as text and parse it; anything that is no ICCID names no card.)
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CardPath {
+    /// The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names
+    /// no card: `404`).
+    #[param(value_type = Iccid)]
+    pub iccid: String,
+}

@@ -50,15 +50,6 @@ where
     deserializer.deserialize_any(Integral(PhantomData))
 }
 
-/// A positive integer field held as `NonZeroU32`.
-pub fn nonzero_u32<'de, D>(deserializer: D) -> Result<std::num::NonZeroU32, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    let value: u32 = integer(deserializer)?;
-    std::num::NonZeroU32::new(value).ok_or_else(|| de::Error::custom("0 is not allowed here"))
-}
-
 /// An optional integer field (`null` or absent: `None`).
 pub fn optional_integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -77,7 +68,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::num::NonZeroU32;
 
     #[derive(Deserialize)]
     struct Sample {
@@ -85,8 +75,8 @@ mod tests {
         count: i32,
         #[serde(default, deserialize_with = "optional_integer")]
         bytes: Option<i64>,
-        #[serde(deserialize_with = "nonzero_u32")]
-        rate: NonZeroU32,
+        #[serde(deserialize_with = "integer")]
+        rate: u32,
     }
 
     fn parse(text: &str) -> Result<Sample, serde_json::Error> {
@@ -96,7 +86,7 @@ mod tests {
     #[test]
     fn integral_numbers_in_any_notation() {
         let s = parse(r#"{"count": 39.0, "bytes": 1e3, "rate": 5}"#).unwrap();
-        assert_eq!((s.count, s.bytes, s.rate.get()), (39, Some(1000), 5));
+        assert_eq!((s.count, s.bytes, s.rate), (39, Some(1000), 5));
         let s = parse(r#"{"count": -2, "bytes": null, "rate": 1.0}"#).unwrap();
         assert_eq!((s.count, s.bytes), (-2, None));
         assert_eq!(parse(r#"{"count": 1, "rate": 1}"#).unwrap().bytes, None);
@@ -108,8 +98,8 @@ mod tests {
             r#"{"count": 39.5, "rate": 1}"#,
             r#"{"count": "39", "rate": 1}"#,
             r#"{"count": 3000000000, "rate": 1}"#,
-            r#"{"count": 1, "rate": 0}"#,
-            r#"{"count": 1, "rate": 0.0}"#,
+            r#"{"count": 1, "rate": -1}"#,
+            r#"{"count": 1, "rate": -1.0}"#,
             r#"{"count": 1e300, "rate": 1}"#,
             r#"{"count": 1, "bytes": 1e19, "rate": 1}"#,
         ] {

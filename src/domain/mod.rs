@@ -11,7 +11,7 @@ pub mod time;
 
 pub use card_type::CardType;
 pub use country::Country;
-pub use identifiers::{Eid, Iccid, Msisdn};
+pub use identifiers::{CardPath, Eid, Iccid, Msisdn};
 pub use money::{Currency, MinorUnits, Money};
 pub use partner_status::PartnerStatus;
 pub use payment_method::{NextAction, PaymentMethod};

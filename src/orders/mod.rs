@@ -137,9 +137,9 @@ impl NewOrder {
     /// Parses every field into its type, naming each invalid one (`422`).
     pub fn parse(self) -> Result<OrderRequest, ApiError> {
         let mut errors = Vec::new();
+        // Exactly as sent: the document's pattern allows no surrounding whitespace.
         let iccid = self
             .iccid
-            .trim()
             .parse::<Iccid>()
             .map_err(|e| errors.push(FieldError::new("iccid", e)))
             .ok();
@@ -148,16 +148,18 @@ impl NewOrder {
             .parse::<Currency>()
             .map_err(|e| errors.push(FieldError::new("currency", e.to_string())))
             .ok();
+        // Counted as sent (the document's `maxLength`); stored without surrounding spaces.
+        let too_long = self
+            .client_reference
+            .as_deref()
+            .is_some_and(|r| r.chars().count() > MAX_CLIENT_REFERENCE);
         let client_reference = self
             .client_reference
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(str::to_owned);
-        if client_reference
-            .as_deref()
-            .is_some_and(|r| r.chars().count() > MAX_CLIENT_REFERENCE)
-        {
+        if too_long {
             errors.push(FieldError::new(
                 "client_reference",
                 format!("must be at most {MAX_CLIENT_REFERENCE} characters"),

@@ -161,11 +161,11 @@ pub struct OrderList {
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     /// 18–20 digits ending in a Luhn check digit.
-    #[schema(example = "89860012345678901238", pattern = r"^[0-9]{18,20}$")]
+    #[schema(value_type = crate::domain::Iccid)]
     pub iccid: String,
     pub plan_id: uuid::Uuid,
     /// ISO 4217; the plan must be priced in it.
-    #[schema(example = "CNY", pattern = r"^[A-Z]{3}$")]
+    #[schema(value_type = crate::domain::Currency)]
     pub currency: String,
     pub payment_method: PaymentMethod,
     /// Your own reference, echoed back (at most 100 characters).
@@ -181,7 +181,7 @@ pub struct OrderQuery {
     /// One of the order statuses.
     #[param(value_type = Option<crate::orders::model::OrderStatus>)]
     pub status: Option<String>,
-    #[param(pattern = r"^[0-9]{18,20}$")]
+    #[param(value_type = Option<crate::domain::Iccid>)]
     pub iccid: Option<String>,
     /// RFC 3339; orders created at or after it.
     pub created_after: Option<DateTime<Utc>>,

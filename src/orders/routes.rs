@@ -8,7 +8,7 @@ use super::store;
 use crate::auth::principal::{require, Authorized};
 use crate::cards::{self, store as card_store};
 use crate::db::Db;
-use crate::domain::Iccid;
+use crate::domain::{CardPath, Iccid};
 use crate::error::{ApiError, Problem};
 use crate::pagination::PageQuery;
 
@@ -97,7 +97,7 @@ async fn get_order(
 #[utoipa::path(
     operation_id = "list_card_orders",
     tag = "orders",
-    params(("iccid" = String, Path, description = "The card's ICCID: 18–20 digits ending in a Luhn check digit (anything else names no card: `404`)", pattern = r"^[0-9]{18,20}$"), PageQuery),
+    params(CardPath, PageQuery),
     responses(
         (status = 200, body = OrderList),
         (status = 404, description = "No such card among yours.", body = Problem, content_type = "application/problem+json"),

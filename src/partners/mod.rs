@@ -18,8 +18,10 @@ const MAX_NAME_CHARS: usize = 200;
 
 fn validate(input: &NewPartner) -> Result<(String, ScopeSet), ApiError> {
     let mut errors = Vec::new();
+    // Counted as sent (the document's `maxLength`); stored without surrounding spaces.
+    let too_long = input.name.chars().count() > MAX_NAME_CHARS;
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    if name.is_empty() || too_long {
         errors.push(FieldError::new(
             "name",
             format!("must be 1 to {MAX_NAME_CHARS} characters"),

@@ -13,9 +13,9 @@ use crate::auth::Authenticator;
 use crate::db::Db;
 use crate::domain::time;
 use crate::domain::PartnerStatus;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::pagination::PageQuery;
-use crate::rate_limit::{RateQuota, MAX_PER_SECOND};
+use crate::rate_limit::NewRateQuota;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_partner)
@@ -195,11 +195,11 @@ async fn resume_partner(
     operation_id = "set_partner_rate_limit",
     tag = "admin",
     params(("id" = uuid::Uuid, Path, description = "Partner id")),
-    request_body = RateQuota,
+    request_body = NewRateQuota,
     responses(
         (status = 200, body = Partner),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A value beyond 100000.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A value out of 1–100000 (`validation_failed`, naming each).", body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["admin"]), ("bearer" = ["admin"]))
 )]
@@ -209,21 +209,9 @@ async fn set_rate_limit(
     db: web::Data<Db>,
     authenticator: web::Data<Authenticator>,
     id: web::Path<uuid::Uuid>,
-    quota: web::Json<RateQuota>,
+    quota: web::Json<NewRateQuota>,
 ) -> Result<web::Json<Partner>, ApiError> {
-    let (per_second, burst) = (quota.requests_per_second.get(), quota.burst.get());
-    let quota = RateQuota::new(per_second, burst).ok_or_else(|| {
-        let beyond = |field: &str, value: u32| {
-            (value > MAX_PER_SECOND)
-                .then(|| FieldError::new(field, format!("must be 1 to {MAX_PER_SECOND}")))
-        };
-        ApiError::validation(
-            beyond("requests_per_second", per_second)
-                .into_iter()
-                .chain(beyond("burst", burst))
-                .collect(),
-        )
-    })?;
+    let quota = quota.check()?;
     let partner =
         super::set_rate_limit(&db, id.into_inner(), Some(quota), time::to_db(time::now())).await?;
     authenticator.forget_credentials();

@@ -104,12 +104,21 @@ pub fn set_rate_limit(
     quota: Option<RateQuota>,
     now: NaiveDateTime,
 ) -> QueryResult<Option<PartnerRow>> {
-    let as_stored = |value: std::num::NonZeroU32| i32::try_from(value.get()).ok();
+    let as_stored = |value: std::num::NonZeroU32| {
+        i32::try_from(value.get())
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+    };
+    let (per_second, burst) = match quota {
+        Some(q) => (
+            Some(as_stored(q.requests_per_second)?),
+            Some(as_stored(q.burst)?),
+        ),
+        None => (None, None),
+    };
     let updated = diesel::update(partners::table.find(id))
         .set((
-            partners::rate_limit_per_second
-                .eq(quota.and_then(|q| as_stored(q.requests_per_second))),
-            partners::rate_limit_burst.eq(quota.and_then(|q| as_stored(q.burst))),
+            partners::rate_limit_per_second.eq(per_second),
+            partners::rate_limit_burst.eq(burst),
             partners::updated_at.eq(now),
         ))
         .execute(conn)?;

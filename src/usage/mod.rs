@@ -37,7 +37,7 @@ pub struct UsageRecord {
     #[schema(example = "cdr-2026-11-25-000042", min_length = 1, max_length = 128)]
     pub id: String,
     /// 18–20 digits ending in a Luhn check digit.
-    #[schema(example = "89860012345678901238", pattern = r"^[0-9]{18,20}$")]
+    #[schema(value_type = crate::domain::Iccid)]
     pub iccid: String,
     pub kind: UsageKind,
     /// Bytes, seconds or messages.

@@ -108,7 +108,7 @@ pub struct LedgerPage {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCredit {
-    #[schema(value_type = String, example = "CNY", pattern = r"^[A-Z]{3}$")]
+    #[schema(value_type = crate::domain::Currency)]
     pub currency: String,
     /// Minor units, greater than 0.
     #[schema(example = 100_000, minimum = 1, maximum = 1_000_000_000_000_i64)]
@@ -140,12 +140,17 @@ impl NewCredit {
                 format!("must be 1 to {MAX_CREDIT} minor units"),
             ));
         }
+        // Counted as sent (the document's `maxLength`); stored without surrounding spaces.
+        let too_long = self
+            .reference
+            .as_deref()
+            .is_some_and(|r| r.chars().count() > 200);
         let reference = self
             .reference
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty());
-        if reference.is_some_and(|r| r.chars().count() > 200) {
+        if too_long {
             errors.push(FieldError::new(
                 "reference",
                 "must be at most 200 characters",

@@ -196,12 +196,10 @@ mod served {
             settings.payments.routes = vec![(PaymentMethod::Card, ProviderKind::Sandbox)];
         })
         .await;
-        let paths = served_paths(&sandboxed).await;
-        assert!(paths.contains(&"/v1/sandbox/payments/{id}/succeed".to_owned()));
+        let served: Value = sandboxed.get("/openapi.json").await.json().await.unwrap();
         let committed: Value = serde_json::from_str(&simrenew::app::document_json()).unwrap();
         assert_eq!(
-            paths.len(),
-            committed["paths"].as_object().unwrap().len(),
+            served, committed,
             "with the sandbox on, the served document is the committed one"
         );
     }

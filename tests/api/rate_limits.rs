@@ -13,6 +13,7 @@ on_both_backends!(
     operators_set_and_clear_a_partners_quota,
     bad_quotas_are_refused_and_change_nothing,
     quotas_are_counted_per_instance,
+    half_a_quota_cannot_be_stored,
 );
 
 fn header(response: &Response, name: &str) -> Option<String> {
@@ -196,6 +197,11 @@ async fn bad_quotas_are_refused_and_change_nothing(app: TestApp) {
     for (body, status, code) in [
         (
             json!({"requests_per_second": 0, "burst": 5}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"requests_per_second": 5.5, "burst": 5}),
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
@@ -223,6 +229,22 @@ async fn bad_quotas_are_refused_and_change_nothing(app: TestApp) {
         let response = set_quota(&app, &admin, &partner.id, body.clone()).await;
         assert_problem(response, status, code).await;
     }
+    // Each value out of range is named.
+    let both = set_quota(
+        &app,
+        &admin,
+        &partner.id,
+        json!({"requests_per_second": 0, "burst": 100_001}),
+    )
+    .await;
+    let problem = assert_problem(both, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["requests_per_second", "burst"]);
     let shown: Value = app
         .get_with(&format!("/v1/admin/partners/{}", partner.id), &admin)
         .await
@@ -275,4 +297,23 @@ async fn quotas_are_counted_per_instance(app: TestApp) {
         "the override reached the other instance"
     );
     assert_eq!(remaining(&elsewhere), 1);
+}
+
+/// Both values or neither: a row with one of them could not be read (every request of
+/// that partner would be a 500), so the database refuses to hold one.
+async fn half_a_quota_cannot_be_stored(app: TestApp) {
+    let (partner, token) = app.partner_with_token("Acme").await;
+    let sql = format!(
+        "UPDATE partners SET rate_limit_burst = 5 WHERE id = '{}'",
+        partner.id
+    );
+    let refused = app.store.run_blocking(move |conn| {
+        diesel::connection::SimpleConnection::batch_execute(conn, &sql)
+            .map_err(simrenew::db::DbError::from)
+    });
+    assert!(refused.is_err(), "the database refused half a quota");
+    assert_eq!(
+        app.get_with("/v1/wallet", &token).await.status(),
+        StatusCode::OK
+    );
 }
