@@ -15,7 +15,7 @@ use crate::domain::time;
 use crate::domain::PartnerStatus;
 use crate::error::{ApiError, Problem};
 use crate::pagination::PageQuery;
-use crate::rate_limit::NewRateQuota;
+use crate::rate_limit::{NewRateQuota, RateQuota};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_partner)
@@ -212,8 +212,18 @@ async fn set_rate_limit(
     quota: web::Json<NewRateQuota>,
 ) -> Result<web::Json<Partner>, ApiError> {
     let quota = quota.check()?;
-    let partner =
-        super::set_rate_limit(&db, id.into_inner(), Some(quota), time::to_db(time::now())).await?;
+    change_quota(&db, &authenticator, id.into_inner(), Some(quota)).await
+}
+
+/// Sets or clears a quota; this instance's cached credentials (which carry the quota)
+/// are dropped so that it applies at once here.
+async fn change_quota(
+    db: &Db,
+    authenticator: &Authenticator,
+    id: uuid::Uuid,
+    quota: Option<RateQuota>,
+) -> Result<web::Json<Partner>, ApiError> {
+    let partner = super::set_rate_limit(db, id, quota, time::to_db(time::now())).await?;
     authenticator.forget_credentials();
     Ok(web::Json(partner))
 }
@@ -236,10 +246,7 @@ async fn clear_rate_limit(
     authenticator: web::Data<Authenticator>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Partner>, ApiError> {
-    let partner =
-        super::set_rate_limit(&db, id.into_inner(), None, time::to_db(time::now())).await?;
-    authenticator.forget_credentials();
-    Ok(web::Json(partner))
+    change_quota(&db, &authenticator, id.into_inner(), None).await
 }
 
 /// List a partner's credentials (never their secrets).

@@ -4,7 +4,7 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, TestApp};
+use crate::helpers::{assert_problem, TestApp, TestPartner};
 use simrenew::auth::scopes::Scope;
 
 on_both_backends!(
@@ -70,18 +70,19 @@ async fn every_answer_to_a_known_partner_carries_its_quota(app: TestApp) {
     assert_eq!(header(&app.get("/healthz").await, "ratelimit-policy"), None);
 }
 
-async fn a_spent_quota_is_429_until_time_refills_it(app: TestApp) {
+/// An operator's token, and a partner with every partner scope, its own quota and a token.
+async fn partner_with_quota(app: &TestApp, quota: Value) -> (String, TestPartner, String) {
     let admin = app.admin_token().await;
     let (partner, token) = app.partner_with_token("Acme").await;
-    let (_, other) = app.partner_with_token("Other").await;
-    let set = set_quota(
-        &app,
-        &admin,
-        &partner.id,
-        json!({"requests_per_second": 1, "burst": 3}),
-    )
-    .await;
+    let set = set_quota(app, &admin, &partner.id, quota).await;
     assert_eq!(set.status(), StatusCode::OK);
+    (admin, partner, token)
+}
+
+async fn a_spent_quota_is_429_until_time_refills_it(app: TestApp) {
+    let (_, _, token) =
+        partner_with_quota(&app, json!({"requests_per_second": 1, "burst": 3})).await;
+    let (_, other) = app.partner_with_token("Other").await;
     for left in [2, 1, 0] {
         let response = app.get_with("/v1/wallet", &token).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -184,16 +185,8 @@ async fn operators_set_and_clear_a_partners_quota(app: TestApp) {
 }
 
 async fn bad_quotas_are_refused_and_change_nothing(app: TestApp) {
-    let admin = app.admin_token().await;
-    let (partner, _) = app.partner_with_token("Acme").await;
-    let set = set_quota(
-        &app,
-        &admin,
-        &partner.id,
-        json!({"requests_per_second": 7, "burst": 9}),
-    )
-    .await;
-    assert_eq!(set.status(), StatusCode::OK);
+    let (admin, partner, _) =
+        partner_with_quota(&app, json!({"requests_per_second": 7, "burst": 9})).await;
     for (body, status, code) in [
         (
             json!({"requests_per_second": 0, "burst": 5}),
