@@ -33,6 +33,7 @@ fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
         .configure(crate::orders::routes::configure)
         .configure(crate::wallet::routes::configure)
         .configure(crate::activation::routes::configure)
+        .configure(crate::events::routes::configure)
         .configure(crate::fulfilment::routes::configure);
 }
 
@@ -169,6 +170,11 @@ fn spawn_housekeeping(state: AppState) {
                 tracing::warn!(error = %e, "closing provider payments failed; will retry");
             }
             if round % 10 == 0 {
+                match crate::events::purge_expired(&state.db, &state.clock).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "events past retention removed"),
+                    Err(e) => tracing::warn!(error = %e, "event purge failed; will retry"),
+                }
                 match crate::idempotency::purge_expired(&state.db, &state.clock).await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "expired idempotency keys removed"),

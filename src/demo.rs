@@ -66,6 +66,7 @@ pub async fn seed_if_empty(db: &Db) -> Result<Option<DemoSeed>, ApiError> {
                 Scope::OrdersRead,
                 Scope::OrdersWrite,
                 Scope::WalletRead,
+                Scope::Webhooks,
             ],
         },
     )

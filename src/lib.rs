@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod fulfilment;
 pub mod health;
 pub mod http;
@@ -50,5 +51,6 @@ mod tests {
         check(crate::error::ErrorCode::ALL, |v| v.as_str());
         check(crate::idempotency::KeyState::ALL, |v| v.as_str());
         check(crate::usage::UsageKind::ALL, |v| v.as_str());
+        check(crate::events::EventType::ALL, |v| v.as_str());
     }
 }

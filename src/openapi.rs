@@ -33,6 +33,7 @@ with `Retry-After`. Problems say whether retrying the same request may succeed (
         (name = "cards", description = "Your cards, their terms and balances (scope `cards:read`)."),
         (name = "orders", description = "Buy a plan for a card, exactly once (scopes `orders:read`, `orders:write`)."),
         (name = "activation", description = "Install or deliver a paid renewal and confirm it took effect, with the new validity."),
+        (name = "events", description = "What happened to your orders and activations, as a feed (scope `webhooks`)."),
         (name = "wallet", description = "Your prepaid wallet and its ledger (scope `wallet:read`)."),
         (name = "payments", description = "Payment providers' signed webhooks that settle external payments."),
         (name = "sandbox", description = "The sandbox payment provider, served only when it is enabled (development, `--demo`)."),

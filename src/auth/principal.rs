@@ -52,6 +52,7 @@ pub mod require {
         WalletRead => [WalletRead],
         Admin => [Admin],
         Network => [Network],
+        Webhooks => [Webhooks],
         OrdersWriteOrNetwork => [OrdersWrite, Network],
     }
 }

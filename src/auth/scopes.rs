@@ -26,10 +26,12 @@ pub enum Scope {
     Admin,
     #[serde(rename = "network")]
     Network,
+    #[serde(rename = "webhooks")]
+    Webhooks,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::CatalogRead,
         Scope::CardsRead,
         Scope::OrdersRead,
@@ -37,6 +39,7 @@ impl Scope {
         Scope::WalletRead,
         Scope::Admin,
         Scope::Network,
+        Scope::Webhooks,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Scope {
             Scope::WalletRead => "wallet:read",
             Scope::Admin => "admin",
             Scope::Network => "network",
+            Scope::Webhooks => "webhooks",
         }
     }
 
@@ -60,6 +64,7 @@ impl Scope {
             Scope::WalletRead => "Read your wallet balances and ledger",
             Scope::Admin => "Operate the service: partners, plans, cards, wallet credits",
             Scope::Network => "Report usage and activation results from the network",
+            Scope::Webhooks => "Read your events (what happened to your orders and activations)",
         }
     }
 }

@@ -1,6 +1,17 @@
 // The one schema both backends share; kept in step with migrations/{postgres,sqlite}.
 
 diesel::table! {
+    events (id) {
+        id -> Text,
+        partner_id -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     partners (id) {
         id -> Text,
         name -> Text,

@@ -5,13 +5,16 @@
 use chrono::NaiveDateTime;
 
 use crate::activation::store::{self as activation_store, ConfirmedTerm};
-use crate::activation::{self, renewal, ActivationRow, ActivationStatus, Caller, Confirmation};
+use crate::activation::{
+    self, renewal, Activation, ActivationRow, ActivationStatus, Caller, Confirmation,
+};
 use crate::cards::{self, store as card_store};
 use crate::catalog::store as catalog_store;
 use crate::clock::Clock;
 use crate::db::{Db, DbConnection};
 use crate::domain::CardType;
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::events::{self, EventType};
 use crate::orders::model::PaymentStatus;
 use crate::orders::{self, state::OrderEvent};
 use crate::payments::Payments;
@@ -103,8 +106,33 @@ pub fn confirm_in(
         now,
     )?;
     orders::transition(conn, &order, OrderEvent::ActivationConfirmed, now)?;
-    activation_store::find(conn, &order.id)?
-        .ok_or_else(|| ApiError::internal("activation vanished"))
+    let confirmed = activation_store::find(conn, &order.id)?
+        .ok_or_else(|| ApiError::internal("activation vanished"))?;
+    tell(
+        conn,
+        &order.partner_id,
+        EventType::ActivationConfirmed,
+        &confirmed,
+        now,
+    )?;
+    Ok(confirmed)
+}
+
+/// Appends the activation's event to its partner's feed, in the change's transaction.
+fn tell(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    event_type: EventType,
+    activation: &ActivationRow,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    events::append(
+        conn,
+        partner_id,
+        event_type,
+        &Activation::try_from(activation)?,
+        now,
+    )
 }
 
 /// The network reports the renewal could not be applied: the order fails and a wallet
@@ -135,8 +163,16 @@ pub fn fail_in(
     } else {
         refunds::refund_to_wallet_in(conn, &failed, now)?;
     }
-    activation_store::find(conn, &order.id)?
-        .ok_or_else(|| ApiError::internal("activation vanished"))
+    let activation = activation_store::find(conn, &order.id)?
+        .ok_or_else(|| ApiError::internal("activation vanished"))?;
+    tell(
+        conn,
+        &order.partner_id,
+        EventType::ActivationFailed,
+        &activation,
+        now,
+    )?;
+    Ok(activation)
 }
 
 /// Confirms in one transaction of its own (see [`confirm_in`]).

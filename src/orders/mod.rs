@@ -14,7 +14,8 @@ use crate::catalog::{self, store as catalog_store};
 use crate::db::DbConnection;
 use crate::domain::{time, CardType, Currency, Iccid, MinorUnits, NextAction};
 use crate::error::{ApiError, ErrorCode, FieldError};
-use model::{NewOrder, OrderFilter, OrderQuery, OrderRequest, OrderRow, PaymentStatus};
+use crate::events::{self, EventType};
+use model::{NewOrder, Order, OrderFilter, OrderQuery, OrderRequest, OrderRow, PaymentStatus};
 use state::{OrderEvent, OrderStatus};
 
 const MAX_CLIENT_REFERENCE: usize = 100;
@@ -65,6 +66,24 @@ pub fn transition(
         let current = store::find(conn, &order.id)?.unwrap_or_else(|| order.clone());
         return Err(invalid_transition(&current, event));
     }
+    let told = match to {
+        OrderStatus::Paid => Some(EventType::OrderPaid),
+        OrderStatus::Failed => Some(EventType::OrderFailed),
+        OrderStatus::Cancelled => Some(EventType::OrderCancelled),
+        OrderStatus::Expired => Some(EventType::OrderExpired),
+        // A completed order is told as `activation.confirmed`; a refund, by
+        // `record_refund` when the money has gone back.
+        OrderStatus::PendingPayment | OrderStatus::Completed | OrderStatus::Refunded => None,
+    };
+    if let Some(event_type) = told {
+        events::append(
+            conn,
+            &row.partner_id,
+            event_type,
+            &Order::try_from(&row)?,
+            now,
+        )?;
+    }
     Ok(row)
 }
 
@@ -92,6 +111,13 @@ pub fn record_refund(
             "order changed while its refund was recorded",
         ));
     }
+    events::append(
+        conn,
+        &row.partner_id,
+        EventType::OrderRefunded,
+        &Order::try_from(&row)?,
+        now,
+    )?;
     Ok(row)
 }
 

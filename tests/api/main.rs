@@ -10,6 +10,7 @@ mod auth;
 mod cards;
 mod catalog;
 mod demo;
+mod events;
 mod fake_stripe;
 mod foundation;
 mod openapi;

@@ -1,0 +1,75 @@
+//! Events: what happened to a partner's resources. Each is appended in the transaction
+//! that makes its change (an outbox), so an event exists if and only if the change
+//! committed; `data` is the resource as the API shows it at that moment. Partners read
+//! them as a feed (`GET /v1/events`); they are kept `RETENTION` at least.
+
+pub mod model;
+pub mod routes;
+pub mod store;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::clock::Clock;
+use crate::db::{Db, DbConnection};
+use crate::error::ApiError;
+
+crate::db::stored_enum! {
+    /// What happened. The data of `order.*` events is an `Order`, of `activation.*`
+    /// events an `Activation`.
+    #[derive(ToSchema)]
+    pub enum EventType {
+        /// The order's payment succeeded (its activation is ready).
+        #[serde(rename = "order.paid")]
+        OrderPaid = "order.paid",
+        /// The order failed: its payment failed, or its activation did.
+        #[serde(rename = "order.failed")]
+        OrderFailed = "order.failed",
+        #[serde(rename = "order.cancelled")]
+        OrderCancelled = "order.cancelled",
+        /// It stayed unpaid until its payment expired.
+        #[serde(rename = "order.expired")]
+        OrderExpired = "order.expired",
+        /// Money went back to the payer (`refund` says how much in all).
+        #[serde(rename = "order.refunded")]
+        OrderRefunded = "order.refunded",
+        /// The renewal took effect: the card's new term is in the data.
+        #[serde(rename = "activation.confirmed")]
+        ActivationConfirmed = "activation.confirmed",
+        #[serde(rename = "activation.failed")]
+        ActivationFailed = "activation.failed",
+    }
+}
+
+/// How long events are kept (the feed promises at least this).
+pub const RETENTION: TimeDelta = TimeDelta::days(30);
+
+/// Appends an event to `partner_id`'s feed, inside the caller's transaction.
+pub fn append(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    event_type: EventType,
+    data: &impl Serialize,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let data = serde_json::to_string(data).map_err(ApiError::internal)?;
+    store::insert(
+        conn,
+        &model::EventRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            partner_id: partner_id.to_owned(),
+            event_type,
+            data,
+            created_at: now,
+        },
+    )?;
+    Ok(())
+}
+
+/// Removes events older than `RETENTION`; how many went.
+pub async fn purge_expired(db: &Db, clock: &Clock) -> Result<usize, ApiError> {
+    let cutoff = clock.now_db() - RETENTION;
+    db.run(move |conn| store::delete_older_than(conn, cutoff).map_err(ApiError::from))
+        .await
+}
