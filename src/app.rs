@@ -34,6 +34,7 @@ fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
         .configure(crate::wallet::routes::configure)
         .configure(crate::activation::routes::configure)
         .configure(crate::events::routes::configure)
+        .configure(crate::events::webhook_routes::configure)
         .configure(crate::fulfilment::routes::configure);
 }
 
@@ -98,6 +99,7 @@ pub fn build_app(
         .app_data(web::Data::from(state.auth.clone()))
         .app_data(web::Data::from(state.catalog.clone()))
         .app_data(web::Data::from(state.payments.clone()))
+        .app_data(web::Data::from(state.webhooks.clone()))
         .app_data(web::Data::new(metrics.registry.clone()))
         .app_data(web::Data::new(body_deadline::BodyReadTimeout(
             body_read_timeout,
@@ -187,6 +189,32 @@ fn spawn_housekeeping(state: AppState) {
     });
 }
 
+/// How often each instance looks for due webhook deliveries.
+const DELIVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends due webhook deliveries, on every instance (claims keep them apart), never on a
+/// request's path.
+fn spawn_deliveries(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DELIVERY_INTERVAL);
+        loop {
+            tick.tick().await;
+            let webhooks = &state.webhooks;
+            match crate::events::delivery::deliver_due(
+                &state.db,
+                &webhooks.client,
+                &webhooks.settings,
+                &state.clock,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook delivery failed; will retry"),
+            }
+        }
+    });
+}
+
 /// Tells the operator, once at start, which provider webhook events are not enabled
 /// (an order paid by such an event would wait until it expires).
 fn spawn_provider_checks(state: AppState) {
@@ -217,6 +245,7 @@ pub fn start(
 ) -> std::io::Result<Server> {
     let metrics = metrics::build().map_err(std::io::Error::other)?;
     spawn_housekeeping(state.clone());
+    spawn_deliveries(state.clone());
     spawn_provider_checks(state.clone());
     let body_read_timeout = options.body_read_timeout;
     let mut server = HttpServer::new(move || build_app(&state, metrics.clone(), body_read_timeout))

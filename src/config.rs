@@ -412,6 +412,77 @@ pub enum ProviderKind {
     Sandbox,
 }
 
+/// How events are pushed to partners' webhook endpoints.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Seconds between a failed delivery and its next attempts, comma-separated; after
+    /// the last one the delivery has failed.
+    #[arg(
+        long,
+        env = "SIMRENEW_WEBHOOK_RETRY_DELAYS_S",
+        default_value = "5,300,1800,7200,18000,36000,36000",
+        global = true
+    )]
+    pub webhook_retry_delays_s: String,
+
+    /// Allow `http` and private, loopback and link-local webhook targets (development
+    /// and tests only: in production they let partners reach the service's own network).
+    #[arg(
+        long,
+        env = "SIMRENEW_WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        default_value_t = false,
+        global = true
+    )]
+    pub webhook_allow_private_targets: bool,
+}
+
+impl WebhookArgs {
+    pub fn settings(&self) -> Result<WebhookSettings, String> {
+        let retry_delays = self
+            .webhook_retry_delays_s
+            .split(',')
+            .map(|part| {
+                part.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=7 * 86_400).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        format!(
+                            "SIMRENEW_WEBHOOK_RETRY_DELAYS_S: `{part}` is not 1 to 604800 seconds"
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if retry_delays.len() > 20 {
+            return Err("SIMRENEW_WEBHOOK_RETRY_DELAYS_S: at most 20 retries".into());
+        }
+        Ok(WebhookSettings {
+            retry_delays,
+            allow_private_targets: self.webhook_allow_private_targets,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The waits before the 2nd, 3rd, … attempt.
+    pub retry_delays: Vec<Duration>,
+    pub allow_private_targets: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_delays: [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            allow_private_targets: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PaymentSettings {
     pub routes: Vec<(PaymentMethod, ProviderKind)>,
@@ -548,6 +619,7 @@ pub struct Settings {
     /// The SM-DP+ address put in eSIM activation codes.
     pub smdp_address: String,
     pub payments: PaymentSettings,
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -556,6 +628,7 @@ impl Settings {
         auth: &AuthArgs,
         activation: &ActivationArgs,
         payments: &PaymentArgs,
+        webhooks: &WebhookArgs,
     ) -> Result<Self, String> {
         Ok(Self {
             database_url: database.database_url.clone(),
@@ -563,6 +636,7 @@ impl Settings {
             auth: auth.settings()?,
             smdp_address: activation.smdp_address.clone(),
             payments: payments.settings()?,
+            webhooks: webhooks.settings()?,
         })
     }
 
@@ -577,6 +651,7 @@ impl Settings {
             auth: AuthSettings::default(),
             smdp_address: "smdp.simrenew.test".into(),
             payments: PaymentSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

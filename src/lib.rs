@@ -52,5 +52,9 @@ mod tests {
         check(crate::idempotency::KeyState::ALL, |v| v.as_str());
         check(crate::usage::UsageKind::ALL, |v| v.as_str());
         check(crate::events::EventType::ALL, |v| v.as_str());
+        check(crate::events::endpoints::EndpointStatus::ALL, |v| {
+            v.as_str()
+        });
+        check(crate::events::delivery::DeliveryStatus::ALL, |v| v.as_str());
     }
 }

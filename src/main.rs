@@ -9,7 +9,7 @@ use simrenew::app::{self, ServerOptions};
 use simrenew::auth::scopes::ScopeSet;
 use simrenew::clock::Clock;
 use simrenew::config::{
-    ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, PaymentArgs, ServeArgs, Settings,
+    ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, PaymentArgs, ServeArgs, Settings, WebhookArgs,
 };
 use simrenew::db::Db;
 use simrenew::partners::{self, model::NewPartner};
@@ -33,6 +33,9 @@ struct Cli {
 
     #[command(flatten)]
     payments: PaymentArgs,
+
+    #[command(flatten)]
+    webhooks: WebhookArgs,
 
     #[command(flatten)]
     log: LogArgs,
@@ -128,36 +131,40 @@ fn main() -> ExitCode {
         eprintln!("simrenew: {message}");
         return ExitCode::FAILURE;
     }
-    let outcome = Settings::from_args(&cli.database, &cli.auth, &cli.activation, &cli.payments)
-        .and_then(|settings| match cli.command {
-            Command::Serve(args) => serve(settings, args),
-            Command::Migrate => {
-                migrate(&Db::new(&settings.database_url, &settings.pool), &settings)
-            }
-            Command::Openapi => {
-                print!("{}", simrenew::app::document_json());
-                Ok(())
-            }
-            Command::Partner(PartnerCommand::Create(args)) => create_partner(settings, args),
-            Command::Plans(PlansCommand::Import { file }) => import_plans(settings, &file),
-            Command::Cards(CardsCommand::Import { file, partner }) => {
-                import_cards(settings, &file, partner)
-            }
-            Command::Wallet(WalletCommand::Credit {
-                partner,
+    let outcome = Settings::from_args(
+        &cli.database,
+        &cli.auth,
+        &cli.activation,
+        &cli.payments,
+        &cli.webhooks,
+    )
+    .and_then(|settings| match cli.command {
+        Command::Serve(args) => serve(settings, args),
+        Command::Migrate => migrate(&Db::new(&settings.database_url, &settings.pool), &settings),
+        Command::Openapi => {
+            print!("{}", simrenew::app::document_json());
+            Ok(())
+        }
+        Command::Partner(PartnerCommand::Create(args)) => create_partner(settings, args),
+        Command::Plans(PlansCommand::Import { file }) => import_plans(settings, &file),
+        Command::Cards(CardsCommand::Import { file, partner }) => {
+            import_cards(settings, &file, partner)
+        }
+        Command::Wallet(WalletCommand::Credit {
+            partner,
+            currency,
+            amount,
+            reference,
+        }) => credit_wallet(
+            settings,
+            partner,
+            simrenew::wallet::NewCredit {
                 currency,
                 amount,
                 reference,
-            }) => credit_wallet(
-                settings,
-                partner,
-                simrenew::wallet::NewCredit {
-                    currency,
-                    amount,
-                    reference,
-                },
-            ),
-        });
+            },
+        ),
+    });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -200,6 +207,10 @@ fn serve(mut settings: Settings, args: ServeArgs) -> Result<(), String> {
     if args.demo && settings.payments.routes.is_empty() {
         // The demo pays externally through the sandbox unless told otherwise.
         settings.payments.sandbox_everywhere();
+    }
+    if args.demo {
+        // A demo's webhook receiver runs on the same machine.
+        settings.webhooks.allow_private_targets = true;
     }
     let db = Db::new(&settings.database_url, &settings.pool);
     if !args.no_migrate {

@@ -12,6 +12,7 @@ use crate::catalog::CatalogCache;
 use crate::clock::Clock;
 use crate::config::{PaymentSettings, ProviderKind, Settings};
 use crate::db::Db;
+use crate::events::Webhooks;
 use crate::payments::{sandbox::Sandbox, stripe::Stripe, Payments, Provider};
 use crate::rate_limit::PartnerRateLimits;
 
@@ -25,6 +26,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<CatalogCache>,
     pub payments: Arc<Payments>,
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
         );
         secrets::warm_up();
         let payments = build_payments(&settings.payments)?;
+        let webhooks = Webhooks::new(settings.webhooks.clone())?;
         Ok(Self {
             db,
             clock,
@@ -60,6 +63,7 @@ impl AppState {
             auth: Arc::new(authenticator),
             catalog: Arc::new(CatalogCache::default()),
             payments: Arc::new(payments),
+            webhooks: Arc::new(webhooks),
         })
     }
 }

@@ -3,9 +3,12 @@
 //! committed; `data` is the resource as the API shows it at that moment. Partners read
 //! them as a feed (`GET /v1/events`); they are kept `RETENTION` at least.
 
+pub mod delivery;
+pub mod endpoints;
 pub mod model;
 pub mod routes;
 pub mod store;
+pub mod webhook_routes;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Serialize;
@@ -39,13 +42,18 @@ crate::db::stored_enum! {
         ActivationConfirmed = "activation.confirmed",
         #[serde(rename = "activation.failed")]
         ActivationFailed = "activation.failed",
+        /// Asked for with `POST /v1/webhook-endpoints/{id}/test`; its data is the
+        /// endpoint. Delivered to that endpoint only.
+        #[serde(rename = "webhook.test")]
+        WebhookTest = "webhook.test",
     }
 }
 
 /// How long events are kept (the feed promises at least this).
 pub const RETENTION: TimeDelta = TimeDelta::days(30);
 
-/// Appends an event to `partner_id`'s feed, inside the caller's transaction.
+/// Appends an event to `partner_id`'s feed, and its deliveries to the partner's
+/// endpoints that take it, inside the caller's transaction.
 pub fn append(
     conn: &mut DbConnection,
     partner_id: &str,
@@ -54,17 +62,15 @@ pub fn append(
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
     let data = serde_json::to_string(data).map_err(ApiError::internal)?;
-    store::insert(
-        conn,
-        &model::EventRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            partner_id: partner_id.to_owned(),
-            event_type,
-            data,
-            created_at: now,
-        },
-    )?;
-    Ok(())
+    let row = model::EventRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        partner_id: partner_id.to_owned(),
+        event_type,
+        data,
+        created_at: now,
+    };
+    store::insert(conn, &row)?;
+    delivery::fan_out(conn, &row)
 }
 
 /// Removes events older than `RETENTION`; how many went.
@@ -72,4 +78,19 @@ pub async fn purge_expired(db: &Db, clock: &Clock) -> Result<usize, ApiError> {
     let cutoff = clock.now_db() - RETENTION;
     db.run(move |conn| store::delete_older_than(conn, cutoff).map_err(ApiError::from))
         .await
+}
+
+/// What delivering needs, shared by the sender and the endpoint routes.
+pub struct Webhooks {
+    pub client: reqwest::Client,
+    pub settings: crate::config::WebhookSettings,
+}
+
+impl Webhooks {
+    pub fn new(settings: crate::config::WebhookSettings) -> Result<Self, String> {
+        Ok(Self {
+            client: delivery::client(&settings)?,
+            settings,
+        })
+    }
 }

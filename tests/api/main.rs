@@ -18,3 +18,5 @@ mod orders;
 mod partners;
 mod payments;
 mod rate_limits;
+mod receiver;
+mod webhooks;
