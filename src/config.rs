@@ -457,6 +457,12 @@ impl WebhookArgs {
         if retry_delays.len() > 20 {
             return Err("SIMRENEW_WEBHOOK_RETRY_DELAYS_S: at most 20 retries".into());
         }
+        // Events (and their deliveries) are kept 30 days: retries must end before that.
+        if retry_delays.iter().sum::<Duration>() > Duration::from_secs(20 * 86_400) {
+            return Err(
+                "SIMRENEW_WEBHOOK_RETRY_DELAYS_S: the retries must end within 20 days".into(),
+            );
+        }
         Ok(WebhookSettings {
             retry_delays,
             allow_private_targets: self.webhook_allow_private_targets,

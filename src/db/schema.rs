@@ -1,6 +1,13 @@
 // The one schema both backends share; kept in step with migrations/{postgres,sqlite}.
 
 diesel::table! {
+    event_counters (partner_id) {
+        partner_id -> Text,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
     webhook_endpoints (id) {
         id -> Text,
         partner_id -> Text,
@@ -46,6 +53,7 @@ diesel::table! {
     events (id) {
         id -> Text,
         partner_id -> Text,
+        seq -> BigInt,
         #[sql_name = "type"]
         event_type -> Text,
         data -> Text,

@@ -34,7 +34,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 const LEASE: TimeDelta = TimeDelta::seconds(30);
 const MAX_RESPONSE_BYTES: usize = 4096;
 /// Deliveries one sender takes at a time.
-const BATCH: i64 = 20;
+pub const BATCH: usize = 20;
 
 crate::db::stored_enum! {
     /// Where a delivery stands.
@@ -74,15 +74,17 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// Only global unicast (2000::/3) is public, less the prefixes that carry an IPv4
+/// address inside (6to4, Teredo, NAT64) and documentation; everything outside it
+/// (loopback, unique local such as fd00:ec2::254, link-local, site-local, multicast,
+/// IPv4-compatible) is not.
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7 (fd00:ec2::254 among them)
-        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
-        || (first == 0x0064 && ip.segments()[1] == 0xff9b)) // NAT64, reaches IPv4 space
+    let [first, second, ..] = ip.segments();
+    (first & 0xe000) == 0x2000
+        && first != 0x2002 // 6to4
+        && !(first == 0x2001 && second == 0x0000) // Teredo
+        && !(first == 0x2001 && second == 0x0db8) // documentation
+        && !(first == 0x0064 && second == 0xff9b) // NAT64 (outside 2000::/3 anyway)
 }
 
 /// Whether a partner may register `url`: `Ok` with it parsed, or why not.
@@ -139,6 +141,8 @@ pub fn client(settings: &WebhookSettings) -> Result<reqwest::Client, String> {
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment would resolve the target itself, past the guard.
+        .no_proxy()
         .user_agent("simrenew-webhooks/1");
     if !settings.allow_private_targets {
         builder = builder.dns_resolver(Arc::new(PublicOnly));
@@ -177,8 +181,15 @@ pub struct AttemptRow {
 /// Makes the deliveries of a new event, inside the transaction that appends it.
 pub fn fan_out(conn: &mut DbConnection, event: &EventRow) -> Result<(), ApiError> {
     for endpoint in endpoints::enabled_for_partner(conn, &event.partner_id)? {
-        if !endpoint.takes(event.event_type)? {
-            continue;
+        // A setting that cannot be read must not fail the payment or confirmation it
+        // rides along with: that endpoint is skipped, and the operator told.
+        match endpoint.takes(event.event_type) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint.id, error = %e, "unreadable webhook endpoint skipped");
+                continue;
+            }
         }
         schedule(conn, &endpoint.id, &event.id, event.created_at)?;
     }
@@ -251,7 +262,7 @@ pub async fn deliver_due(
                 )
                 .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled))
                 .order(webhook_deliveries::next_attempt_at.asc())
-                .limit(BATCH)
+                .limit(BATCH as i64)
                 .select(webhook_deliveries::id)
                 .load(conn)
                 .map_err(ApiError::from)
@@ -260,11 +271,16 @@ pub async fn deliver_due(
     let sends = due
         .into_iter()
         .map(|id| deliver_one(db, http, settings, clock, id));
-    let sent = futures_util::future::join_all(sends)
-        .await
-        .into_iter()
-        .filter(|outcome| matches!(outcome, Ok(true)))
-        .count();
+    let mut sent = 0;
+    for outcome in futures_util::future::join_all(sends).await {
+        match outcome {
+            Ok(true) => sent += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "a webhook delivery could not be made; its claim lapses")
+            }
+        }
+    }
     Ok(sent)
 }
 
@@ -303,7 +319,26 @@ async fn deliver_one(
     let Some((delivery, endpoint, event)) = claimed else {
         return Ok(false);
     };
-    let outcome = send(http, &endpoint, &event, clock).await?;
+    let outcome = if let Err(why) = target_allowed(&endpoint.url, settings.allow_private_targets) {
+        // Registered while private targets were allowed, or the rules have changed.
+        Outcome {
+            status: None,
+            latency: Duration::ZERO,
+            error: Some(format!("the endpoint's URL is no longer allowed: {why}")),
+        }
+    } else {
+        match send(http, &endpoint, &event, clock).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(delivery = %delivery.id, error = %e, "a delivery could not be prepared");
+                Outcome {
+                    status: None,
+                    latency: Duration::ZERO,
+                    error: Some("the delivery could not be prepared".into()),
+                }
+            }
+        }
+    };
     let attempts = delivery.attempts.saturating_add(1);
     let finished_at = clock.now_db();
     let (status, next) = if outcome.succeeded() {
@@ -321,18 +356,9 @@ async fn deliver_one(
         }
     };
     db.transaction(move |conn| {
-        diesel::insert_into(webhook_attempts::table)
-            .values(&AttemptRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                delivery_id: delivery.id.clone(),
-                attempted_at: now,
-                status_code: outcome.status.map(i32::from),
-                latency_ms: i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX),
-                error: outcome.error.clone(),
-            })
-            .execute(conn)?;
-        // Fenced by the claim: a sender whose lease lapsed records nothing over another's.
-        diesel::update(
+        // Fenced by the claim: a sender whose lease lapsed (or whose delivery was
+        // retried by hand, or deleted with its endpoint) records nothing.
+        let still_ours = diesel::update(
             webhook_deliveries::table
                 .filter(webhook_deliveries::id.eq(&delivery.id))
                 .filter(webhook_deliveries::claim_token.eq(&token)),
@@ -346,6 +372,18 @@ async fn deliver_one(
             webhook_deliveries::updated_at.eq(finished_at),
         ))
         .execute(conn)?;
+        if still_ours == 1 {
+            diesel::insert_into(webhook_attempts::table)
+                .values(&AttemptRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    delivery_id: delivery.id.clone(),
+                    attempted_at: now,
+                    status_code: outcome.status.map(i32::from),
+                    latency_ms: i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX),
+                    error: outcome.error.clone(),
+                })
+                .execute(conn)?;
+        }
         Ok::<_, ApiError>(())
     })
     .await?;
@@ -471,6 +509,10 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
+            "::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
         ] {
             assert!(!is_public(internal.parse().unwrap()), "{internal}");
         }
@@ -633,6 +675,9 @@ pub async fn retry(
         .set((
             webhook_deliveries::status.eq(DeliveryStatus::Pending),
             webhook_deliveries::next_attempt_at.eq(Some(now)),
+            // A sender holding it now records nothing over this retry.
+            webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::claim_token.eq(None::<String>),
             webhook_deliveries::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -667,6 +712,7 @@ pub async fn test(
         let event = EventRow {
             id: uuid::Uuid::now_v7().to_string(),
             partner_id: partner_id.clone(),
+            seq: super::store::next_seq(conn, &partner_id)?,
             event_type: super::EventType::WebhookTest,
             data,
             created_at: now,

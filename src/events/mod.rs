@@ -65,6 +65,7 @@ pub fn append(
     let row = model::EventRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: partner_id.to_owned(),
+        seq: store::next_seq(conn, partner_id)?,
         event_type,
         data,
         created_at: now,

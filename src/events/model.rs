@@ -16,6 +16,8 @@ use crate::error::{ApiError, FieldError};
 pub struct EventRow {
     pub id: String,
     pub partner_id: String,
+    /// The partner's events in commit order (what the feed pages by).
+    pub seq: i64,
     pub event_type: EventType,
     pub data: String,
     pub created_at: NaiveDateTime,
@@ -54,9 +56,11 @@ impl TryFrom<&EventRow> for Event {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventList {
     pub data: Vec<Event>,
-    /// Pass as `cursor` for the next page; absent on the last. Saved after a page, it
-    /// resumes the feed where it stopped.
-    pub next_cursor: Option<String>,
+    /// Where the next page starts: always present, also after the last event, so a
+    /// saved cursor resumes the feed exactly where it stopped (later events included).
+    pub next_cursor: String,
+    /// Whether more events follow right now.
+    pub has_more: bool,
 }
 
 /// `GET /v1/events` query.

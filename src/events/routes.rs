@@ -7,8 +7,8 @@ use super::model::{Event, EventList, EventQuery};
 use super::store;
 use crate::auth::principal::{require, Authorized};
 use crate::db::Db;
-use crate::error::{ApiError, Problem};
-use crate::pagination::PageQuery;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::pagination::{encode_cursor, PageQuery};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_events).service(get_event);
@@ -18,7 +18,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 ///
 /// The pull feed: everything that happened to your orders and activations, each event
 /// written in the same transaction as its change, kept 30 days at least. Page through
-/// with `cursor`; a saved `next_cursor` resumes where you stopped.
+/// with `cursor`. `next_cursor` is always given, also after the last event: saved, it
+/// resumes the feed exactly where you stopped, in commit order.
 #[utoipa::path(
     operation_id = "list_events",
     tag = "events",
@@ -38,18 +39,30 @@ async fn list_events(
         cursor: query.cursor.clone(),
     }
     .validate()?;
-    let partner_id = auth.principal.partner_id;
-    let rows = {
-        let page = page.clone();
-        db.run(move |conn| {
-            store::list_for_partner(conn, &partner_id, &filter, &page).map_err(ApiError::from)
-        })
-        .await?
+    let after_seq = match &page.after {
+        None => 0,
+        Some(key) => key.parse::<i64>().map_err(|_| {
+            ApiError::validation(vec![FieldError::new(
+                "cursor",
+                "is not a cursor this API returned",
+            )])
+        })?,
     };
-    let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
+    let limit = page.limit as usize;
+    let partner_id = auth.principal.partner_id;
+    let mut rows = db
+        .run(move |conn| {
+            store::list_for_partner(conn, &partner_id, &filter, after_seq, page.fetch_limit())
+                .map_err(ApiError::from)
+        })
+        .await?;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let last_seq = rows.last().map_or(after_seq, |row| row.seq);
     Ok(web::Json(EventList {
         data: rows.iter().map(Event::try_from).collect::<Result<_, _>>()?,
-        next_cursor,
+        next_cursor: encode_cursor(&last_seq.to_string()),
+        has_more,
     }))
 }
 

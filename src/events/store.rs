@@ -4,9 +4,39 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::model::{EventFilter, EventRow};
-use crate::db::schema::events;
-use crate::db::DbConnection;
-use crate::pagination::PageRequest;
+use crate::db::schema::{event_counters, events};
+use crate::db::{is_unique_violation, DbConnection};
+
+/// The partner's next event number. The counter row stays locked by this transaction
+/// until it commits, so numbers are handed out in commit order.
+pub fn next_seq(conn: &mut DbConnection, partner_id: &str) -> QueryResult<i64> {
+    let counter = event_counters::table.find(partner_id);
+    let bump = |conn: &mut DbConnection| {
+        diesel::update(counter)
+            .set(event_counters::last_seq.eq(event_counters::last_seq + 1_i64))
+            .execute(conn)
+    };
+    if bump(conn)? == 0 {
+        // The partner's first event; a savepoint, so that losing the race aborts nothing.
+        let created = conn.transaction(|conn| {
+            diesel::insert_into(event_counters::table)
+                .values((
+                    event_counters::partner_id.eq(partner_id),
+                    event_counters::last_seq.eq(1_i64),
+                ))
+                .execute(conn)
+        });
+        match created {
+            Err(e) if is_unique_violation(&e) => {
+                bump(conn)?;
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    counter.select(event_counters::last_seq).first(conn)
+}
 
 pub fn insert(conn: &mut DbConnection, row: &EventRow) -> QueryResult<()> {
     diesel::insert_into(events::table)
@@ -15,22 +45,21 @@ pub fn insert(conn: &mut DbConnection, row: &EventRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// A partner's events, oldest first (ids are UUIDv7, so they sort by time).
+/// A partner's events after `after_seq`, in commit order.
 pub fn list_for_partner(
     conn: &mut DbConnection,
     partner_id: &str,
     filter: &EventFilter,
-    page: &PageRequest,
+    after_seq: i64,
+    fetch: i64,
 ) -> QueryResult<Vec<EventRow>> {
     let mut query = events::table
         .filter(events::partner_id.eq(partner_id.to_owned()))
+        .filter(events::seq.gt(after_seq))
         .select(EventRow::as_select())
-        .order(events::id.asc())
-        .limit(page.fetch_limit())
+        .order(events::seq.asc())
+        .limit(fetch)
         .into_boxed();
-    if let Some(after) = &page.after {
-        query = query.filter(events::id.gt(after.clone()));
-    }
     if let Some(event_type) = filter.event_type {
         query = query.filter(events::event_type.eq(event_type));
     }

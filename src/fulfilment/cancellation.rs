@@ -30,13 +30,16 @@ pub async fn cancel(
             let order = order_store::find_for_partner(conn, &partner_id, &order_id)?
                 .ok_or_else(|| orders::no_order(&order_id))?;
             let cancelled = orders::transition(conn, &order, OrderEvent::Cancel, now)?;
-            activation::store::claim_pending(
+            let failed = activation::store::claim_pending(
                 conn,
                 &cancelled.id,
                 ActivationStatus::Failed,
                 Some("the order was cancelled"),
                 now,
             )?;
+            if failed {
+                super::confirmation::tell_failed(conn, &cancelled, now)?;
+            }
             if cancelled.holds_external_payment() {
                 refunds::request_rest_in(conn, &cancelled, now)?;
                 return Ok(cancelled);

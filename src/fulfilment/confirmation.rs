@@ -118,6 +118,24 @@ pub fn confirm_in(
     Ok(confirmed)
 }
 
+/// Tells `order`'s partner that its activation failed (the activation was just moved
+/// to failed, in this transaction).
+pub fn tell_failed(
+    conn: &mut DbConnection,
+    order: &crate::orders::model::OrderRow,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let activation = activation_store::find(conn, &order.id)?
+        .ok_or_else(|| ApiError::internal("activation vanished"))?;
+    tell(
+        conn,
+        &order.partner_id,
+        EventType::ActivationFailed,
+        &activation,
+        now,
+    )
+}
+
 /// Appends the activation's event to its partner's feed, in the change's transaction.
 fn tell(
     conn: &mut DbConnection,
@@ -163,16 +181,9 @@ pub fn fail_in(
     } else {
         refunds::refund_to_wallet_in(conn, &failed, now)?;
     }
-    let activation = activation_store::find(conn, &order.id)?
-        .ok_or_else(|| ApiError::internal("activation vanished"))?;
-    tell(
-        conn,
-        &order.partner_id,
-        EventType::ActivationFailed,
-        &activation,
-        now,
-    )?;
-    Ok(activation)
+    tell_failed(conn, &order, now)?;
+    activation_store::find(conn, &order.id)?
+        .ok_or_else(|| ApiError::internal("activation vanished"))
 }
 
 /// Confirms in one transaction of its own (see [`confirm_in`]).

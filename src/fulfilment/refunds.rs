@@ -10,7 +10,6 @@ use crate::db::{Db, DbConnection};
 use crate::domain::{MinorUnits, Money, PaymentMethod};
 use crate::error::ApiError;
 use crate::orders::model::{OrderRow, PaymentStatus};
-use crate::orders::state::{OrderEvent, OrderStatus};
 use crate::orders::{self, store as order_store};
 use crate::payments::refunds::{self as refund_store, RefundOrigin, RefundRow, RefundStatus};
 use crate::payments::{Payments, ProviderError, ProviderRefundStatus, RefundRequest};
@@ -161,11 +160,7 @@ pub fn apply_refund_totals_in(
         order.currency,
         &[RefundStatus::Succeeded],
     )?;
-    let recorded = orders::record_refund(conn, &order, total, now)?;
-    if recorded.status == OrderStatus::Completed && total >= recorded.amount {
-        return orders::transition(conn, &recorded, OrderEvent::Refund, now);
-    }
-    Ok(recorded)
+    orders::record_refund(conn, &order, total, now)
 }
 
 /// Writes a refund's new state (if it is still `from`) and, when it succeeded, the

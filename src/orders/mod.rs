@@ -89,7 +89,9 @@ pub fn transition(
 
 /// The one place a refund is written on the order: `refunded` of its payment has gone
 /// back to the payer in all (to the wallet, or through the provider). The payment shows
-/// `refunded` once all of it has. Recording the same total again changes nothing.
+/// `refunded` once all of it has, and a completed order paid back in full becomes
+/// `refunded`. Recording the same total again changes nothing; a new total is told as
+/// `order.refunded`.
 pub fn record_refund(
     conn: &mut DbConnection,
     order: &OrderRow,
@@ -110,6 +112,11 @@ pub fn record_refund(
         return Err(ApiError::internal(
             "order changed while its refund was recorded",
         ));
+    }
+    // A renewal that took effect and was then paid back in full is refunded; the event
+    // tells the order as it ends up.
+    if row.status == OrderStatus::Completed && refunded >= row.amount {
+        row = transition(conn, &row, OrderEvent::Refund, now)?;
     }
     events::append(
         conn,

@@ -1,1 +1,2 @@
+DROP TABLE event_counters;
 DROP TABLE events;

@@ -33,6 +33,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
+CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id);
 
 -- Every attempt, as the deliveries log shows it.
 CREATE TABLE webhook_attempts (
