@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Webhook delivery on PostgreSQL: wallet orders for DURATION (each appends `order.paid`),
-# every event pushed to a local receiver. Prints delivery throughput (events/s), the lag
-# from the event's commit to its arrival (p50/p99), and the ratio of the delivery rate
-# to the rate events were made at in the same run (1.00: delivery keeps up).
+# Webhook delivery on PostgreSQL, to a local receiver, in two runs of DURATION:
+#  1. live: wallet orders (each appends `order.paid`) delivered as they commit. Prints
+#     the lag from commit to arrival (p50/p99) and the ratio of the delivery rate to the
+#     rate events were made at (1.00: delivery keeps up).
+#  2. backlog: the receiver answers 503 while orders are made, then recovers; every
+#     delivery is due at once. Prints how fast the backlog drains (events/s): the
+#     sender's own ceiling.
 # Usage: bench/webhooks.sh   (DURATION=10s CLIENTS=8 PG=postgres://postgres@127.0.0.1:5432)
 source "$(dirname "$0")/lib.sh"
 
@@ -14,11 +17,13 @@ need_wrk
 build_release
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DB_NAME"
 export DATABASE_URL="$PG/$DB_NAME" SIMRENEW_WEBHOOK_ALLOW_PRIVATE_TARGETS=true
+# A refused delivery comes back after 2 s: the backlog run's recovery is then one wave.
+export SIMRENEW_WEBHOOK_RETRY_DELAYS_S=2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2
 export SIMRENEW_RATE_LIMIT_PER_S=100000 SIMRENEW_RATE_LIMIT_BURST=100000
 
 # The receiver: answers 204 at once and notes when each delivery arrived.
 cat > "$WORK/receiver.py" <<'PY'
-import json, sys, time
+import json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 log = open(sys.argv[2], "a", buffering=1)
 class Handler(BaseHTTPRequestHandler):
@@ -26,6 +31,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         arrived = time.time()
+        if os.path.exists(sys.argv[3]):
+            self.send_response(503); self.send_header("Content-Length", "0"); self.end_headers()
+            return
         if self.headers.get("webhook-id"):
             event = json.loads(body)
             log.write(f"{self.headers['webhook-id']} {event['timestamp']} {arrived}\n")
@@ -36,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
         except ConnectionResetError: pass
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 PY
-python3 "$WORK/receiver.py" "$RECEIVER_PORT" "$WORK/arrivals.log" &
+python3 "$WORK/receiver.py" "$RECEIVER_PORT" "$WORK/arrivals.log" "$WORK/refuse" &
 RECEIVER_PID=$!
 trap 'kill $RECEIVER_PID 2>/dev/null || true; cleanup' EXIT
 sleep 0.5
@@ -92,5 +100,25 @@ print(f"lag commit->arrival   p50 {pct(0.50):.0f} ms   p99 {pct(0.99):.0f} ms   
 made_span = max(made) - min(made)
 print(f"events made at        {expected / made_span:.0f} events/s over {made_span:.1f} s")
 print(f"ratio delivered/made  {(len(rows) / span) / (expected / made_span):.2f}")
+PY
+
+# 2. The backlog: every delivery refused while orders are made, then all due at once.
+: > "$WORK/arrivals.log"
+touch "$WORK/refuse"
+wrk -t"$THREADS" -c"$CLIENTS" -d"$DURATION" -s "$WORK/order.lua" "$BASE" > "$WORK/orders2.out"
+total="$(psql "$DATABASE_URL" -Atc "SELECT count(*) FROM events WHERE type = 'order.paid'")"
+backlog=$((total - orders))
+rm "$WORK/refuse"
+for _ in $(seq 1 1200); do
+  [ "$(wc -l < "$WORK/arrivals.log")" -ge "$backlog" ] && break
+  sleep 0.1
+done
+python3 - "$WORK/arrivals.log" "$backlog" <<'PY'
+import sys
+rows = [line.split() for line in open(sys.argv[1])]
+arrived = sorted(float(r[2]) for r in rows)
+span = arrived[-1] - arrived[0]
+print(f"backlog of {sys.argv[2]} drained: {len(rows)} delivered ({len({r[0] for r in rows})} distinct) "
+      f"at {len(rows) / span:.0f} events/s over {span:.1f} s")
 PY
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
