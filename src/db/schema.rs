@@ -18,6 +18,7 @@ diesel::table! {
         secret -> Text,
         previous_secret -> Nullable<Text>,
         previous_secret_until -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }

@@ -383,11 +383,64 @@ async fn deliver_one(
                     error: outcome.error.clone(),
                 })
                 .execute(conn)?;
+            record_health(conn, &endpoint.id, outcome.succeeded(), finished_at)?;
         }
         Ok::<_, ApiError>(())
     })
     .await?;
     Ok(true)
+}
+
+/// An endpoint whose every attempt failed for this long is disabled.
+pub const GIVE_UP_AFTER: TimeDelta = TimeDelta::days(5);
+
+/// Notes an attempt's outcome on its endpoint: a success clears its failing streak; a
+/// failure starts one, or, 5 days into one, disables the endpoint and tells its
+/// partner (`webhook.endpoint_disabled`), in the same transaction.
+fn record_health(
+    conn: &mut DbConnection,
+    endpoint_id: &str,
+    succeeded: bool,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let Some(mut endpoint) = webhook_endpoints::table
+        .find(endpoint_id)
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(());
+    };
+    let failing_since = match (succeeded, endpoint.failing_since) {
+        (true, None) => return Ok(()),
+        (true, Some(_)) => None,
+        (false, None) => Some(now),
+        (false, Some(since)) if now - since < GIVE_UP_AFTER => return Ok(()),
+        (false, Some(since)) => {
+            if endpoint.status == EndpointStatus::Enabled {
+                endpoint.status = EndpointStatus::Disabled;
+                endpoint.updated_at = now;
+                diesel::update(webhook_endpoints::table.find(endpoint_id))
+                    .set((
+                        webhook_endpoints::status.eq(EndpointStatus::Disabled),
+                        webhook_endpoints::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                super::append(
+                    conn,
+                    &endpoint.partner_id,
+                    super::EventType::WebhookEndpointDisabled,
+                    &endpoints::Endpoint::try_from(&endpoint)?,
+                    now,
+                )?;
+            }
+            Some(since)
+        }
+    };
+    diesel::update(webhook_endpoints::table.find(endpoint_id))
+        .set(webhook_endpoints::failing_since.eq(failing_since))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// What one attempt came to.

@@ -44,6 +44,7 @@ pub struct EndpointRow {
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<NaiveDateTime>,
+    pub failing_since: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -221,6 +222,7 @@ pub async fn create(
         secret: new_secret(),
         previous_secret: None,
         previous_secret_until: None,
+        failing_since: None,
         created_at: now,
         updated_at: now,
     };
@@ -325,6 +327,10 @@ pub async fn update(
                 row.description = description;
             }
             if let Some(status) = patch.status {
+                if status == EndpointStatus::Enabled && row.status == EndpointStatus::Disabled {
+                    // Enabled again: its failures are counted afresh.
+                    row.failing_since = None;
+                }
                 row.status = status;
             }
             row.updated_at = now;

@@ -46,6 +46,10 @@ crate::db::stored_enum! {
         /// endpoint. Delivered to that endpoint only.
         #[serde(rename = "webhook.test")]
         WebhookTest = "webhook.test",
+        /// Every delivery to the endpoint failed for `delivery::GIVE_UP_AFTER`: it was
+        /// disabled (its data is the endpoint). Enable it again with `PATCH`.
+        #[serde(rename = "webhook.endpoint_disabled")]
+        WebhookEndpointDisabled = "webhook.endpoint_disabled",
     }
 }
 

@@ -17,6 +17,7 @@ on_both_backends!(
     two_instances_deliver_each_attempt_once,
     a_dead_senders_claim_is_taken_over,
     redirects_are_not_followed,
+    an_endpoint_failing_for_five_days_is_disabled_and_its_partner_told,
     a_rotated_secret_signs_beside_the_new_one_for_a_day,
     endpoints_are_managed_privately_and_bad_ones_change_nothing,
     the_ssrf_guard_refuses_internal_targets_by_default,
@@ -451,4 +452,39 @@ async fn the_ssrf_guard_refuses_internal_targets_by_default(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(listed["data"], json!([]));
+}
+
+async fn an_endpoint_failing_for_five_days_is_disabled_and_its_partner_told(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, |settings| {
+        settings.webhooks.allow_private_targets = true;
+        settings.webhooks.retry_delays = vec![Duration::from_secs(86_400); 6];
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.answer(&[500; 10]);
+    let p = partner(&app, &iccid(80, 9)).await;
+    let (endpoint_id, _) = endpoint(&app, &p.token, &receiver.url).await;
+    let path = format!("/v1/webhook-endpoints/{endpoint_id}");
+    order(&app, &p).await;
+    wait_attempts(&app, &p.token, &endpoint_id, 1).await;
+    // Four more days of failures: still enabled.
+    for attempts in 2..=5 {
+        app.clock.advance(chrono::TimeDelta::days(1));
+        wait_attempts(&app, &p.token, &endpoint_id, attempts).await;
+    }
+    let shown: Value = app.get_with(&path, &p.token).await.json().await.unwrap();
+    assert_eq!(shown["status"], "enabled");
+    // The attempt five days into the streak fails too: disabled, and the partner told.
+    app.clock.advance(chrono::TimeDelta::days(1));
+    wait_attempts(&app, &p.token, &endpoint_id, 6).await;
+    let shown: Value = app.get_with(&path, &p.token).await.json().await.unwrap();
+    assert_eq!(shown["status"], "disabled");
+    let told: Value = app
+        .get_with("/v1/events?type=webhook.endpoint_disabled", &p.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(told["data"][0]["data"]["id"], endpoint_id.as_str());
+    assert_eq!(told["data"][0]["data"]["status"], "disabled");
 }

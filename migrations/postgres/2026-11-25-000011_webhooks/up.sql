@@ -11,6 +11,9 @@ CREATE TABLE webhook_endpoints (
     secret                 TEXT NOT NULL,
     previous_secret        TEXT,
     previous_secret_until  TIMESTAMP,
+    -- Since when every attempt has failed (none succeeded since); after 5 days of
+    -- that the endpoint is disabled and its partner told.
+    failing_since          TIMESTAMP,
     created_at             TIMESTAMP NOT NULL,
     updated_at             TIMESTAMP NOT NULL
 );
