@@ -123,7 +123,7 @@ pub struct EndpointList {
 }
 
 /// `POST /v1/webhook-endpoints`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     /// Where to deliver: `https` on a public address (see the SSRF rules in the
@@ -198,21 +198,20 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no webhook endpoint {id}"))
 }
 
-/// Registers an endpoint with a fresh secret (shown once in the answer).
-pub async fn create(
-    db: &Db,
+/// Checks a new endpoint and makes its row, with a fresh secret (nothing is written).
+pub fn prepare(
     partner_id: String,
-    input: NewEndpoint,
+    input: &NewEndpoint,
     allow_private: bool,
     now: NaiveDateTime,
-) -> Result<EndpointWithSecret, ApiError> {
+) -> Result<EndpointRow, ApiError> {
     let mut errors = Vec::new();
     let url = check_url(&mut errors, &input.url, allow_private);
     let description = check_description(&mut errors, input.description.as_deref());
     let Some(url) = url.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
-    let row = EndpointRow {
+    Ok(EndpointRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id,
         url: url.to_string(),
@@ -225,25 +224,28 @@ pub async fn create(
         failing_since: None,
         created_at: now,
         updated_at: now,
-    };
-    let row = db
-        .transaction(move |conn| {
-            let held: i64 = webhook_endpoints::table
-                .filter(webhook_endpoints::partner_id.eq(&row.partner_id))
-                .count()
-                .get_result(conn)?;
-            if held >= MAX_ENDPOINTS {
-                return Err(ApiError::validation(vec![FieldError::new(
-                    "url",
-                    format!("a partner holds at most {MAX_ENDPOINTS} endpoints"),
-                )]));
-            }
-            diesel::insert_into(webhook_endpoints::table)
-                .values(&row)
-                .execute(conn)?;
-            Ok::<_, ApiError>(row)
-        })
-        .await?;
+    })
+}
+
+/// Registers a prepared endpoint, inside the caller's transaction; the answer carries
+/// its secret (shown this once, or replayed for the same `Idempotency-Key`).
+pub fn insert_in(
+    conn: &mut DbConnection,
+    row: EndpointRow,
+) -> Result<EndpointWithSecret, ApiError> {
+    let held: i64 = webhook_endpoints::table
+        .filter(webhook_endpoints::partner_id.eq(&row.partner_id))
+        .count()
+        .get_result(conn)?;
+    if held >= MAX_ENDPOINTS {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "url",
+            format!("a partner holds at most {MAX_ENDPOINTS} endpoints"),
+        )]));
+    }
+    diesel::insert_into(webhook_endpoints::table)
+        .values(&row)
+        .execute(conn)?;
     Ok(EndpointWithSecret {
         endpoint: Endpoint::try_from(&row)?,
         secret: row.secret,

@@ -1,7 +1,8 @@
 //! Webhook endpoints and their deliveries (scope `webhooks`). Another partner's
 //! endpoint or delivery is `404`.
 
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::delivery::{self, Delivery, DeliveryList};
@@ -13,6 +14,7 @@ use crate::auth::principal::{require, Authorized};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::{ApiError, Problem};
+use crate::idempotency::{self, Reply};
 use crate::pagination::PageQuery;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -40,30 +42,38 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[utoipa::path(
     operation_id = "create_webhook_endpoint",
     tag = "events",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe (recommended): the same key and body answer the first endpoint and its secret instead of making another. 1–255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]{1,255}$")),
     request_body = NewEndpoint,
     responses(
         (status = 201, body = EndpointWithSecret),
-        (status = 422, description = "A URL that is not https on a public address, or a description too long.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this key is in progress.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A URL that is not https on a public address, a description too long, 20 endpoints already, or the key used for another request.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["webhooks"]), ("bearer" = ["webhooks"]))
 )]
 #[post("/v1/webhook-endpoints")]
 async fn create_endpoint(
     auth: Authorized<require::Webhooks>,
+    req: HttpRequest,
     db: web::Data<Db>,
     clock: web::Data<Clock>,
     webhooks: web::Data<Webhooks>,
     body: web::Json<NewEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = endpoints::create(
-        &db,
-        auth.principal.partner_id,
-        body.into_inner(),
+    let input = body.into_inner();
+    let partner_id = auth.principal.partner_id;
+    let scope = idempotency::Scope::from_request(&req, &partner_id, &input, false)?;
+    let row = endpoints::prepare(
+        partner_id,
+        &input,
         webhooks.settings.allow_private_targets,
         clock.now_db(),
-    )
-    .await?;
-    Ok(HttpResponse::Created().json(created))
+    )?;
+    idempotency::execute(&db, scope, move |conn| {
+        let created = endpoints::insert_in(conn, row)?;
+        Reply::json(StatusCode::CREATED, None, &created)
+    })
+    .await
 }
 
 /// List your webhook endpoints (at most 20).

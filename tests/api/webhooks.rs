@@ -393,6 +393,34 @@ async fn endpoints_are_managed_privately_and_bad_ones_change_nothing(backend: Ba
         1,
         "nothing was added"
     );
+    // A retried create with its Idempotency-Key answers the first endpoint and secret.
+    let create_once = || {
+        app.client
+            .post(app.url("/v1/webhook-endpoints"))
+            .bearer_auth(&p.token)
+            .header("Idempotency-Key", "endpoint-1")
+            .json(&json!({"url": "http://127.0.0.1:9/second"}))
+            .send()
+    };
+    let first: Value = create_once().await.unwrap().json().await.unwrap();
+    let again = create_once().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        (&again["id"], &again["secret"]),
+        (&first["id"], &first["secret"])
+    );
+    let listed: Value = app
+        .get_with("/v1/webhook-endpoints", &p.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        2,
+        "one more, not two"
+    );
     // Another partner's endpoint is not there for it.
     let other = app.create_partner("Other", &[Scope::Webhooks]).await;
     let other_token = app.token_for(&other).await;
