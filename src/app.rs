@@ -35,6 +35,7 @@ fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
         .configure(crate::activation::routes::configure)
         .configure(crate::events::routes::configure)
         .configure(crate::events::webhook_routes::configure)
+        .configure(crate::notifications::routes::configure)
         .configure(crate::fulfilment::routes::configure);
 }
 
@@ -146,7 +147,7 @@ impl Default for ServerOptions {
     }
 }
 
-/// How often unpaid orders are expired and owed refunds retried; expired idempotency
+/// How often unpaid orders are expired, owed refunds retried and expiry notices told; expired idempotency
 /// keys are purged every tenth time. Any instance may do it: each step is a conditional
 /// update or an idempotent delete, so instances running it together do not collide.
 const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -170,6 +171,11 @@ fn spawn_housekeeping(state: AppState) {
             }
             if let Err(e) = cancellation::close_unclosed(db, payments, clock).await {
                 tracing::warn!(error = %e, "closing provider payments failed; will retry");
+            }
+            match crate::notifications::expiry::sweep(db, clock).await {
+                Ok(0) => {}
+                Ok(told) => tracing::info!(told, "expiry notices told"),
+                Err(e) => tracing::warn!(error = %e, "expiry notice sweep failed; will retry"),
             }
             if round % 10 == 0 {
                 match crate::events::purge_expired(&state.db, &state.clock).await {

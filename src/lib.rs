@@ -16,6 +16,7 @@ pub mod fulfilment;
 pub mod health;
 pub mod http;
 pub mod idempotency;
+pub mod notifications;
 pub mod openapi;
 pub mod orders;
 pub mod pagination;
@@ -56,5 +57,7 @@ mod tests {
             v.as_str()
         });
         check(crate::events::delivery::DeliveryStatus::ALL, |v| v.as_str());
+        check(crate::domain::ProfileState::ALL, |v| v.as_str());
+        check(crate::notifications::store::NoticeKind::ALL, |v| v.as_str());
     }
 }

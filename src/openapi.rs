@@ -25,7 +25,20 @@ with `Retry-After`. Problems say whether retrying the same request may succeed (
 `application/problem+json` with a stable machine `code`. Every response carries `X-Request-Id`.",
         license(name = "Proprietary", identifier = "LicenseRef-Proprietary"),
     ),
-    components(schemas(Problem, FieldError, ErrorCode, OAuthError, OAuthErrorCode)),
+    // Event data that no operation returns directly: named so that SDKs can decode
+    // `Event.data` by the event's type.
+    components(schemas(
+        Problem,
+        FieldError,
+        ErrorCode,
+        OAuthError,
+        OAuthErrorCode,
+        crate::notifications::model::UsageThresholdReached,
+        crate::notifications::model::ServiceEnding,
+        crate::notifications::model::ServiceEnded,
+        crate::notifications::model::WalletLow,
+        crate::activation::profile::ProfileStateChange,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "OAuth2 client credentials: exchange a client id and secret for a short-lived bearer token."),
@@ -33,11 +46,11 @@ with `Retry-After`. Problems say whether retrying the same request may succeed (
         (name = "cards", description = "Your cards, their terms and balances (scope `cards:read`)."),
         (name = "orders", description = "Buy a plan for a card, exactly once (scopes `orders:read`, `orders:write`)."),
         (name = "activation", description = "Install or deliver a paid renewal and confirm it took effect, with the new validity."),
-        (name = "events", description = "What happened to your orders and activations, as a feed (scope `webhooks`)."),
+        (name = "events", description = "What happened to your orders, activations, cards and wallets, as a feed and as signed webhooks, and when you are told (scope `webhooks`)."),
         (name = "wallet", description = "Your prepaid wallet and its ledger (scope `wallet:read`)."),
         (name = "payments", description = "Payment providers' signed webhooks that settle external payments."),
         (name = "sandbox", description = "The sandbox payment provider, served only when it is enabled (development, `--demo`)."),
-        (name = "network", description = "Calls from the mobile network (scope `network`): usage records."),
+        (name = "network", description = "Calls from the mobile network (scope `network`): usage records and eSIM profile events."),
         (name = "admin", description = "Operator endpoints (scope `admin`): partners, credentials, plans, devices."),
         (name = "operations", description = "Liveness, readiness and metrics for the platform running the service."),
     )

@@ -2,6 +2,7 @@
 //! an SGP.22 activation code (and its QR); an FM card gets its term over the air.
 //! Confirmation creates the term, in the same transaction as the state changes.
 
+pub mod profile;
 pub mod qr;
 pub mod renewal;
 pub mod routes;
@@ -16,10 +17,11 @@ use utoipa::ToSchema;
 
 use crate::db::schema::activations;
 use crate::db::{stored_uuid, DbConnection};
-use crate::domain::{time, CardType, Eid};
+use crate::domain::{time, CardType, Eid, ProfileState};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::orders::model::OrderRow;
 use crate::orders::{self, store as order_store};
+use profile::{ProfileEvent, ProfileEventRow};
 
 const MATCHING_ID_LEN: usize = 20;
 const MATCHING_ID_ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -105,12 +107,16 @@ pub struct Activation {
     pub previous_valid_until: Option<DateTime<Utc>>,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub failure_reason: Option<String>,
+    /// eSIM: the profile's state as the SM-DP+ last reported it for this activation
+    /// code (`null`: nothing reported yet, and always for FM cards).
+    pub profile_state: Option<ProfileState>,
+    /// eSIM: what the SM-DP+ reported for this activation code, in the order it
+    /// happened (the latest 100).
+    pub profile_history: Vec<ProfileEvent>,
 }
 
-impl TryFrom<&ActivationRow> for Activation {
-    type Error = ApiError;
-
-    fn try_from(row: &ActivationRow) -> Result<Self, ApiError> {
+impl Activation {
+    fn build(row: &ActivationRow, history: &[ProfileEventRow]) -> Result<Self, ApiError> {
         let code = row.lpa_code();
         let qr = |ext: &str| {
             code.as_ref()
@@ -138,8 +144,22 @@ impl TryFrom<&ActivationRow> for Activation {
             previous_valid_until: row.previous_valid_until.map(time::from_db),
             confirmed_at: row.confirmed_at.map(time::from_db),
             failure_reason: row.failure_reason.clone(),
+            profile_state: history.last().map(|event| event.state),
+            profile_history: history
+                .iter()
+                .map(ProfileEvent::try_from)
+                .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// The activation as the API shows it, with its profile history.
+pub fn view(conn: &mut DbConnection, row: &ActivationRow) -> Result<Activation, ApiError> {
+    let history = match row.mode {
+        ActivationMode::EsimProfile => profile::history(conn, &row.order_id)?,
+        ActivationMode::Ota => Vec::new(),
+    };
+    Activation::build(row, &history)
 }
 
 /// `POST /v1/orders/{id}/activation/confirm`: optionally the EID the profile went to.

@@ -46,8 +46,15 @@ async fn get_activation(
     db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Activation>, ApiError> {
-    let row = owned_activation(&db, auth.principal, id.into_inner()).await?;
-    Ok(web::Json(Activation::try_from(&row)?))
+    let caller = Caller::Partner(auth.principal.partner_id);
+    let order_id = id.into_inner().to_string();
+    let activation = db
+        .run(move |conn| {
+            let row = super::get(conn, &caller, &order_id)?;
+            super::view(conn, &row)
+        })
+        .await?;
+    Ok(web::Json(activation))
 }
 
 async fn lpa_code(db: &Db, principal: Principal, order_id: uuid::Uuid) -> Result<String, ApiError> {

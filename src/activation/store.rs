@@ -23,6 +23,18 @@ pub fn find(conn: &mut DbConnection, order_id: &str) -> QueryResult<Option<Activ
         .optional()
 }
 
+/// The activation whose eSIM code carries `matching_id`.
+pub fn find_by_matching_id(
+    conn: &mut DbConnection,
+    matching_id: &str,
+) -> QueryResult<Option<ActivationRow>> {
+    activations::table
+        .filter(activations::matching_id.eq(matching_id))
+        .select(ActivationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Moves a pending activation to `to` (with the reason of a failure); `false` when it was
 /// not pending any more (another request got there first).
 pub fn claim_pending(

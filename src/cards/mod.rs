@@ -59,6 +59,7 @@ pub fn card_view(
         msisdn: card.msisdn.clone(),
         eid: card.eid.clone(),
         status: terms::status(card.suspended, terms, now),
+        profile_state: card.profile_state,
         current_term: terms::term_at(terms, now)
             .map(|t| summary(t, codes))
             .transpose()?,
@@ -130,6 +131,19 @@ pub fn load_partner_card(
     iccid: &str,
 ) -> Result<LoadedCard, ApiError> {
     store::partner_card_with_terms(conn, partner_id, iccid)?.ok_or_else(|| no_card(iccid))
+}
+
+/// Any card with its terms and their plan codes (for the network and sweeps, which are
+/// not a partner); `404` when there is none.
+pub fn load_card(conn: &mut DbConnection, iccid: &str) -> Result<LoadedCard, ApiError> {
+    let card = store::find_card(conn, iccid)?.ok_or_else(|| no_card(iccid))?;
+    let terms = store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
+    let plan_codes = store::plan_codes(conn, &terms)?;
+    Ok(LoadedCard {
+        card,
+        terms,
+        plan_codes,
+    })
 }
 
 pub async fn get_card(
@@ -283,6 +297,8 @@ pub fn validate_cards(
             suspended: false,
             created_at: now,
             updated_at: now,
+            profile_state: None,
+            profile_state_at: None,
         });
     }
     if errors.is_empty() {

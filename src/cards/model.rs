@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::terms::CardStatus;
 use crate::db::schema::cards;
-use crate::domain::CardType;
+use crate::domain::{CardType, ProfileState};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cards)]
@@ -20,6 +20,8 @@ pub struct CardRow {
     pub suspended: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub profile_state: Option<ProfileState>,
+    pub profile_state_at: Option<NaiveDateTime>,
 }
 
 /// A term in brief.
@@ -45,6 +47,9 @@ pub struct Card {
     #[schema(value_type = Option<String>)]
     pub eid: Option<String>,
     pub status: CardStatus,
+    /// eSIM: the profile's state as the SM-DP+ last reported it (`null`: nothing
+    /// reported yet, and always for FM cards).
+    pub profile_state: Option<ProfileState>,
     /// The term in force now, if any.
     pub current_term: Option<TermSummary>,
     pub created_at: DateTime<Utc>,
@@ -65,7 +70,7 @@ pub struct CardList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DataBalance {
     /// `null` when unlimited.
     pub total_bytes: Option<i64>,
@@ -74,7 +79,7 @@ pub struct DataBalance {
     pub remaining_bytes: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VoiceBalance {
     pub total_minutes: i64,
     /// Each call counts in whole minutes, rounded up per call, as carriers bill.
@@ -82,14 +87,14 @@ pub struct VoiceBalance {
     pub remaining_minutes: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SmsBalance {
     pub total: i64,
     pub used: i64,
     pub remaining: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CurrentTermBalance {
     pub term_id: uuid::Uuid,
     pub plan_id: uuid::Uuid,
@@ -104,7 +109,7 @@ pub struct CurrentTermBalance {
 }
 
 /// What is left on a card now, and what is queued after it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Balance {
     #[schema(value_type = String)]
     pub iccid: String,

@@ -12,6 +12,7 @@ use super::terms::{CardStatus, TermRow};
 use super::LoadedCard;
 use crate::db::schema::{cards, plans, terms};
 use crate::db::DbConnection;
+use crate::domain::ProfileState;
 use crate::pagination::PageRequest;
 
 pub fn insert_card(conn: &mut DbConnection, row: &CardRow) -> QueryResult<()> {
@@ -216,6 +217,29 @@ pub fn lock_card(conn: &mut DbConnection, iccid: &str, now: NaiveDateTime) -> Qu
         .set(cards::updated_at.eq(now))
         .execute(conn)
         .map(drop)
+}
+
+/// Records the profile state reported as happening at `at`, unless a later one is
+/// already recorded (events may arrive out of order); `true` when recorded.
+pub fn record_profile_state(
+    conn: &mut DbConnection,
+    iccid: &str,
+    state: ProfileState,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        cards::table.find(iccid).filter(
+            cards::profile_state_at
+                .is_null()
+                .or(cards::profile_state_at.le(at)),
+        ),
+    )
+    .set((
+        cards::profile_state.eq(state),
+        cards::profile_state_at.eq(at),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
 }
 
 /// Records the EID an eSIM's profile was installed on.

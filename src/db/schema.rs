@@ -167,6 +167,8 @@ diesel::table! {
         suspended -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        profile_state -> Nullable<Text>,
+        profile_state_at -> Nullable<Timestamp>,
     }
 }
 
@@ -328,7 +330,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notification_settings (partner_id) {
+        partner_id -> Text,
+        data_thresholds_percent -> Text,
+        expiry_days -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    wallet_alert_thresholds (partner_id, currency) {
+        partner_id -> Text,
+        currency -> Text,
+        amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    card_notices (term_id, kind, threshold) {
+        term_id -> Text,
+        kind -> Text,
+        threshold -> Integer,
+        told -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    profile_events (id) {
+        id -> Text,
+        iccid -> Text,
+        matching_id -> Nullable<Text>,
+        eid -> Nullable<Text>,
+        state -> Text,
+        occurred_at -> Timestamp,
+        reason -> Nullable<Text>,
+        order_id -> Nullable<Text>,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(activations -> orders (order_id));
+diesel::joinable!(card_notices -> terms (term_id));
+diesel::joinable!(profile_events -> cards (iccid));
 diesel::joinable!(refunds -> orders (order_id));
 diesel::joinable!(orders -> cards (iccid));
 diesel::joinable!(orders -> plans (plan_id));
@@ -366,4 +411,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     activations,
     payment_events,
+    notification_settings,
+    wallet_alert_thresholds,
+    card_notices,
+    profile_events,
 );

@@ -50,19 +50,32 @@ where
     deserializer.deserialize_any(Integral(PhantomData))
 }
 
+/// One integer, for reading integers inside other shapes (an option, a list).
+struct Whole<T>(T);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        integer(d).map(Whole)
+    }
+}
+
 /// An optional integer field (`null` or absent: `None`).
 pub fn optional_integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<i64> + TryFrom<u64>,
 {
-    struct Wrapped<T>(T);
-    impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::Deserialize<'de> for Wrapped<T> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            integer(d).map(Wrapped)
-        }
-    }
-    Ok(Option::<Wrapped<T>>::deserialize(deserializer)?.map(|w| w.0))
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|w| w.0))
+}
+
+/// An optional list of integers (`null` or absent: `None`).
+pub fn optional_integers<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    Ok(Option::<Vec<Whole<T>>>::deserialize(deserializer)?
+        .map(|list| list.into_iter().map(|w| w.0).collect()))
 }
 
 #[cfg(test)]
@@ -77,6 +90,8 @@ mod tests {
         bytes: Option<i64>,
         #[serde(deserialize_with = "integer")]
         rate: u32,
+        #[serde(default, deserialize_with = "optional_integers")]
+        list: Option<Vec<i64>>,
     }
 
     fn parse(text: &str) -> Result<Sample, serde_json::Error> {
@@ -90,6 +105,8 @@ mod tests {
         let s = parse(r#"{"count": -2, "bytes": null, "rate": 1.0}"#).unwrap();
         assert_eq!((s.count, s.bytes), (-2, None));
         assert_eq!(parse(r#"{"count": 1, "rate": 1}"#).unwrap().bytes, None);
+        let s = parse(r#"{"count": 1, "rate": 1, "list": [75, 90.0, 1e2]}"#).unwrap();
+        assert_eq!(s.list, Some(vec![75, 90, 100]));
     }
 
     #[test]
@@ -102,6 +119,8 @@ mod tests {
             r#"{"count": 1, "rate": -1.0}"#,
             r#"{"count": 1e300, "rate": 1}"#,
             r#"{"count": 1, "bytes": 1e19, "rate": 1}"#,
+            r#"{"count": 1, "rate": 1, "list": [75.5]}"#,
+            r#"{"count": 1, "rate": 1, "list": ["75"]}"#,
         ] {
             assert!(parse(text).is_err(), "{text}");
         }

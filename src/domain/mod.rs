@@ -7,6 +7,7 @@ pub mod integral;
 pub mod money;
 pub mod partner_status;
 pub mod payment_method;
+pub mod profile_state;
 pub mod time;
 
 pub use card_type::CardType;
@@ -15,3 +16,4 @@ pub use identifiers::{CardPath, Eid, Iccid, Msisdn};
 pub use money::{Currency, MinorUnits, Money};
 pub use partner_status::PartnerStatus;
 pub use payment_method::{NextAction, PaymentMethod};
+pub use profile_state::ProfileState;

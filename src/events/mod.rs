@@ -20,7 +20,7 @@ use crate::error::ApiError;
 
 crate::db::stored_enum! {
     /// What happened. The data of `order.*` events is an `Order`, of `activation.*`
-    /// events an `Activation`.
+    /// events an `Activation`; the others say theirs.
     #[derive(ToSchema)]
     pub enum EventType {
         /// The order's payment succeeded (its activation is ready).
@@ -42,6 +42,25 @@ crate::db::stored_enum! {
         ActivationConfirmed = "activation.confirmed",
         #[serde(rename = "activation.failed")]
         ActivationFailed = "activation.failed",
+        /// The SM-DP+ reported a new state of the card's eSIM profile; the data is the
+        /// `ProfileEvent`.
+        #[serde(rename = "profile.state_changed")]
+        ProfileStateChanged = "profile.state_changed",
+        /// A term's data use reached one of your `data_thresholds_percent`; the data is
+        /// a `UsageThresholdReached`.
+        #[serde(rename = "card.usage_threshold")]
+        CardUsageThreshold = "card.usage_threshold",
+        /// The card's service ends within one of your `expiry_days`, nothing queued
+        /// after it; the data is a `ServiceEnding`.
+        #[serde(rename = "card.expiring")]
+        CardExpiring = "card.expiring",
+        /// The card's service ended; the data is a `ServiceEnded`.
+        #[serde(rename = "card.expired")]
+        CardExpired = "card.expired",
+        /// An order took a wallet below your `wallet_low_balance` amount; the data is
+        /// a `WalletLow`.
+        #[serde(rename = "wallet.low_balance")]
+        WalletLowBalance = "wallet.low_balance",
         /// Asked for with `POST /v1/webhook-endpoints/{id}/test`; its data is the
         /// endpoint. Delivered to that endpoint only.
         #[serde(rename = "webhook.test")]
@@ -50,6 +69,26 @@ crate::db::stored_enum! {
         /// disabled (its data is the endpoint). Enable it again with `PATCH`.
         #[serde(rename = "webhook.endpoint_disabled")]
         WebhookEndpointDisabled = "webhook.endpoint_disabled",
+    }
+}
+
+impl EventType {
+    /// The name of the schema its `data` follows (in the OpenAPI document).
+    pub fn data_schema(self) -> &'static str {
+        match self {
+            Self::OrderPaid
+            | Self::OrderFailed
+            | Self::OrderCancelled
+            | Self::OrderExpired
+            | Self::OrderRefunded => "Order",
+            Self::ActivationConfirmed | Self::ActivationFailed => "Activation",
+            Self::ProfileStateChanged => "ProfileStateChange",
+            Self::CardUsageThreshold => "UsageThresholdReached",
+            Self::CardExpiring => "ServiceEnding",
+            Self::CardExpired => "ServiceEnded",
+            Self::WalletLowBalance => "WalletLow",
+            Self::WebhookTest | Self::WebhookEndpointDisabled => "Endpoint",
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{AnyOfBuilder, Ref, Schema};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 use super::EventType;
@@ -32,10 +34,25 @@ pub struct Event {
     pub event_type: EventType,
     /// When the change was made.
     pub timestamp: DateTime<Utc>,
-    /// The resource as the API showed it then: an `Order` for `order.*`, an
-    /// `Activation` for `activation.*`.
-    #[schema(value_type = Object)]
+    /// The resource as the API showed it then; the event's `type` says which.
+    #[schema(schema_with = event_data)]
     pub data: serde_json::Value,
+}
+
+/// `Event.data`: any of the schemas the event types carry (`EventType::data_schema`).
+fn event_data() -> RefOr<Schema> {
+    let mut names: Vec<&str> = EventType::ALL.iter().map(|t| t.data_schema()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .fold(AnyOfBuilder::new(), |any, name| {
+            any.item(Ref::from_schema_name(name))
+        })
+        .description(Some(
+            "The resource as the API showed it then; the event's `type` says which.",
+        ))
+        .into()
 }
 
 impl TryFrom<&EventRow> for Event {

@@ -11,6 +11,7 @@ use crate::db::{Db, DbConnection};
 use crate::domain::{time, Money};
 use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::{self, Reply};
+use crate::notifications;
 use crate::orders::model::{Order, OrderRequest, OrderRow};
 use crate::orders::state::OrderStatus;
 use crate::orders::{self, store as order_store};
@@ -29,8 +30,9 @@ pub fn created(order: &OrderRow) -> Result<Reply, ApiError> {
 }
 
 /// A wallet order: after the checks, the wallet is debited (`402 insufficient_funds`
-/// otherwise), the order moves to `paid` with a receipt number, and its activation is
-/// created — in the caller's transaction with the insert: all of it, or nothing.
+/// otherwise), the order moves to `paid` with a receipt number, its activation is
+/// created, and a wallet taken below its alert amount is told — in the caller's
+/// transaction with the insert: all of it, or nothing.
 pub fn place_wallet_order_in(
     conn: &mut DbConnection,
     partner_id: &str,
@@ -40,14 +42,16 @@ pub fn place_wallet_order_in(
 ) -> Result<OrderRow, ApiError> {
     let priced = orders::price(conn, partner_id, request)?;
     let order = orders::insert_pending(conn, partner_id, request, &priced, None, now)?;
-    wallet::debit(
+    let debit = wallet::debit(
         conn,
         partner_id,
         Money::new(priced.amount, request.currency),
         &order.id,
         now,
     )?;
-    mark_paid_in(conn, &order, smdp_address, now)
+    let paid = mark_paid_in(conn, &order, smdp_address, now)?;
+    notifications::wallet_debited(conn, &debit, now)?;
+    Ok(paid)
 }
 
 /// A wallet order at most once per idempotency key: the answer is stored in the

@@ -144,13 +144,8 @@ fn tell(
     activation: &ActivationRow,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    events::append(
-        conn,
-        partner_id,
-        event_type,
-        &Activation::try_from(activation)?,
-        now,
-    )
+    let shown = activation::view(conn, activation)?;
+    events::append(conn, partner_id, event_type, &shown, now)
 }
 
 /// The network reports the renewal could not be applied: the order fails and a wallet
@@ -193,9 +188,12 @@ pub async fn confirm(
     order_id: String,
     confirmation: Confirmation,
     now: NaiveDateTime,
-) -> Result<ActivationRow, ApiError> {
-    db.transaction(move |conn| confirm_in(conn, &caller, &order_id, &confirmation, now))
-        .await
+) -> Result<Activation, ApiError> {
+    db.transaction(move |conn| {
+        let row = confirm_in(conn, &caller, &order_id, &confirmation, now)?;
+        activation::view(conn, &row)
+    })
+    .await
 }
 
 /// Fails in one transaction of its own (see [`fail_in`]); an external payment is then
@@ -206,11 +204,14 @@ pub async fn fail(
     clock: &Clock,
     order_id: String,
     reason: String,
-) -> Result<ActivationRow, ApiError> {
+) -> Result<Activation, ApiError> {
     let now = clock.now_db();
-    let row = db
-        .transaction(move |conn| fail_in(conn, &order_id, &reason, now))
+    let (order_id, shown) = db
+        .transaction(move |conn| {
+            let row = fail_in(conn, &order_id, &reason, now)?;
+            Ok::<_, ApiError>((row.order_id.clone(), activation::view(conn, &row)?))
+        })
         .await?;
-    refunds::make_refunds_of(db, payments, clock, row.order_id.clone()).await?;
-    Ok(row)
+    refunds::make_refunds_of(db, payments, clock, order_id).await?;
+    Ok(shown)
 }

@@ -1,6 +1,6 @@
 //! The flows that cross capabilities: placing an order and taking its money (wallet or
-//! provider), settling a provider's payment, confirming or failing the activation,
-//! cancelling, expiring and refunding. The only module that calls orders, wallet,
+//! provider), settling a provider's payment, confirming or failing the activation
+//! (by a call, or by the SM-DP+'s profile events), cancelling, expiring and refunding. The only module that calls orders, wallet,
 //! activation and payments together; none of them calls it.
 //!
 //! Each use-case function here owns its transaction: it opens it (`Db::transaction`) or,
@@ -9,6 +9,7 @@
 pub mod cancellation;
 pub mod checkout;
 pub mod confirmation;
+pub mod profile_events;
 pub mod refunds;
 pub mod routes;
 pub mod settlement;

@@ -8,8 +8,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::profile_events::{self, ProfileEventOutcome};
 use super::settlement;
 use super::{cancellation, checkout, confirmation, refunds};
+use crate::activation::profile::ProfileEventBatch;
 use crate::activation::{Activation, Caller, Confirmation, Failure};
 use crate::auth::principal::{require, Authorized};
 use crate::auth::scopes::Scope;
@@ -31,7 +33,51 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_order_refunds)
         .service(confirm_activation)
         .service(fail_activation)
+        .service(report_profile_events)
         .service(webhook);
+}
+
+/// Largest profile event report: 500 events whose every text field is at its longest,
+/// escaped as `\uXXXX` at worst, fit in it.
+pub const MAX_PROFILE_EVENTS_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Report eSIM profile events from the SM-DP+.
+///
+/// The normalised form of SGP.22 ES2+ `HandleDownloadProgressInfo`. Each event is applied
+/// once per `id` (a repeated id counts as a duplicate), in its own transaction: it joins
+/// the history of the activation whose `matching_id` it names, and the latest event by
+/// `occurred_at` sets the card's `profile_state` (the partner is told
+/// `profile.state_changed`). An `installed` or `enabled` event naming a pending
+/// activation confirms it, as `POST /v1/orders/{id}/activation/confirm` would (with the
+/// event's EID). Unknown cards, FM cards, another EID or a matching id of no activation
+/// of the card are rejected, event by event.
+#[utoipa::path(
+    operation_id = "report_profile_events",
+    tag = "network",
+    request_body = ProfileEventBatch,
+    responses(
+        (status = 200, description = "What was applied, what was a duplicate, what was rejected and why.", body = ProfileEventOutcome),
+        (status = 422, description = "An empty or oversized report, or a malformed field (`events[i].<field>`): nothing applied.",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["network"]), ("bearer" = ["network"]))
+)]
+#[post("/v1/network/profile-events")]
+async fn report_profile_events(
+    _auth: Authorized<require::Network>,
+    db: web::Data<Db>,
+    clock: web::Data<Clock>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Json<ProfileEventOutcome>, ApiError> {
+    // Read here rather than by `web::Json`: a full report is larger than the 64 KiB
+    // every other body is held to.
+    let body = read_body(payload, MAX_PROFILE_EVENTS_BODY_BYTES).await?;
+    let batch: ProfileEventBatch = optional_json(&req, &body)?
+        .ok_or_else(|| ApiError::bad_request("send the events as a JSON body"))?;
+    Ok(web::Json(
+        profile_events::apply_batch(&db, batch, clock.now_db()).await?,
+    ))
 }
 
 /// Only mounted when the sandbox provider is enabled.
@@ -195,8 +241,8 @@ async fn confirm_activation(
         Caller::Partner(auth.principal.partner_id)
     };
     let order_id = id.into_inner().to_string();
-    let row = confirmation::confirm(&db, caller, order_id, confirmation, clock.now_db()).await?;
-    Ok(web::Json(Activation::try_from(&row)?))
+    let shown = confirmation::confirm(&db, caller, order_id, confirmation, clock.now_db()).await?;
+    Ok(web::Json(shown))
 }
 
 /// Report that the renewal could not be applied: the order fails and a wallet payment
@@ -224,7 +270,7 @@ async fn fail_activation(
     let failure = body.into_inner();
     let reason = failure.reason()?.to_owned();
     let order_id = id.into_inner().to_string();
-    let row = confirmation::fail(
+    let shown = confirmation::fail(
         &settling.db,
         &settling.payments,
         &settling.clock,
@@ -232,7 +278,7 @@ async fn fail_activation(
         reason,
     )
     .await?;
-    Ok(web::Json(Activation::try_from(&row)?))
+    Ok(web::Json(shown))
 }
 
 /// What became of a delivered event.

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::db::{Db, DbConnection};
 use crate::domain::{time, Iccid};
 use crate::error::{ApiError, FieldError, TxError};
+use crate::notifications;
 
 pub const MAX_BATCH: usize = 1000;
 const MAX_RECORD_ID: usize = 128;
@@ -95,9 +96,9 @@ fn apply(
     if store::is_recorded(conn, &record.id)? {
         return Ok(Applied::Duplicate);
     }
-    if !store::card_exists(conn, &record.iccid)? {
+    let Some(partner_id) = store::card_owner(conn, &record.iccid)? else {
         return Ok(Applied::Rejected("unknown ICCID".into()));
-    }
+    };
     let at = time::to_db(record.occurred_at);
     let Some(term_id) = store::term_at(conn, &record.iccid, at)? else {
         return Ok(Applied::Rejected(
@@ -122,6 +123,16 @@ fn apply(
         return Ok(Applied::Rejected(
             "the term's usage counter cannot hold this much more".into(),
         ));
+    }
+    if record.kind == UsageKind::Data {
+        notifications::data_used(
+            conn,
+            &partner_id,
+            &record.iccid,
+            &term_id,
+            amount,
+            received_at,
+        )?;
     }
     Ok(Applied::Accepted)
 }

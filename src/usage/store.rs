@@ -15,8 +15,13 @@ pub fn is_recorded(conn: &mut DbConnection, record_id: &str) -> QueryResult<bool
         > 0)
 }
 
-pub fn card_exists(conn: &mut DbConnection, iccid: &str) -> QueryResult<bool> {
-    Ok(cards::table.find(iccid).count().get_result::<i64>(conn)? > 0)
+/// The partner that holds the card, if there is such a card.
+pub fn card_owner(conn: &mut DbConnection, iccid: &str) -> QueryResult<Option<String>> {
+    cards::table
+        .find(iccid)
+        .select(cards::partner_id)
+        .first(conn)
+        .optional()
 }
 
 /// The id of the card's term that contains `at`.

@@ -27,33 +27,18 @@ struct Shop {
 /// CNY 1000.00 in its wallet.
 async fn shop(app: &TestApp, name: &str, card: &str) -> Shop {
     app.import_demo_plans().await;
-    let admin = app.admin_token().await;
-    let partner = app
-        .create_partner(
-            name,
-            &[
-                Scope::CatalogRead,
-                Scope::CardsRead,
-                Scope::OrdersRead,
-                Scope::OrdersWrite,
-                Scope::WalletRead,
-                Scope::Webhooks,
-            ],
-        )
-        .await;
-    let token = app.token_for(&partner).await;
-    let imported = app
-        .import_cards(
-            &admin,
-            &partner.id,
-            json!([{"iccid": card, "card_type": "fm"}]),
-        )
-        .await;
-    assert_eq!(imported.status(), StatusCode::CREATED);
-    app.credit_wallet(&admin, &partner.id, "CNY", 100_000, None)
-        .await;
+    let scopes = [
+        Scope::CatalogRead,
+        Scope::CardsRead,
+        Scope::OrdersRead,
+        Scope::OrdersWrite,
+        Scope::WalletRead,
+        Scope::Webhooks,
+    ];
+    let cards = json!([{"iccid": card, "card_type": "fm"}]);
+    let stocked = app.stocked_partner(name, &scopes, cards, 100_000).await;
     Shop {
-        token,
+        token: stocked.token,
         card: card.to_owned(),
         plan: plan_id(&app.store, "CN-FM-M-10G").await,
     }

@@ -195,6 +195,14 @@ pub struct TestApp {
     pub payments: std::sync::Arc<simrenew::payments::Payments>,
 }
 
+/// A partner set up to buy (see `TestApp::stocked_partner`).
+pub struct Stocked {
+    pub partner: TestPartner,
+    pub token: String,
+    /// An operator's token.
+    pub admin: String,
+}
+
 /// A partner created for a test, with its one credential.
 #[derive(Debug, Clone)]
 pub struct TestPartner {
@@ -399,6 +407,45 @@ impl TestApp {
             .await;
         assert_eq!(credited.status(), StatusCode::CREATED, "wallet credit");
         credited.json().await.expect("credit body")
+    }
+
+    /// A partner with `scopes`, holding `cards` (a JSON array, imported by an operator)
+    /// and `fen` CNY minor units in its wallet; with its token and an operator's.
+    pub async fn stocked_partner(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        cards: Value,
+        fen: i64,
+    ) -> Stocked {
+        let admin = self.admin_token().await;
+        let partner = self.create_partner(name, scopes).await;
+        let token = self.token_for(&partner).await;
+        let imported = self.import_cards(&admin, &partner.id, cards).await;
+        assert_eq!(imported.status(), StatusCode::CREATED, "card import");
+        self.credit_wallet(&admin, &partner.id, "CNY", fen, None)
+            .await;
+        Stocked {
+            partner,
+            token,
+            admin,
+        }
+    }
+
+    /// Buys `plan_id` for `iccid` from the CNY wallet with a fresh Idempotency-Key;
+    /// asserts 201 and returns the order.
+    pub async fn wallet_order(&self, token: &str, iccid: &str, plan_id: &str) -> Value {
+        let response = self
+            .client
+            .post(self.url("/v1/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
+            .json(&json!({"iccid": iccid, "plan_id": plan_id, "currency": "CNY", "payment_method": "wallet"}))
+            .send()
+            .await
+            .expect("order request");
+        assert_eq!(response.status(), StatusCode::CREATED, "wallet order");
+        response.json().await.expect("order body")
     }
 
     pub async fn get_with(&self, path: &str, token: &str) -> Response {

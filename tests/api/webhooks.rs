@@ -37,31 +37,16 @@ struct Partner {
 
 async fn partner(app: &TestApp, card: &str) -> Partner {
     app.import_demo_plans().await;
-    let admin = app.admin_token().await;
-    let partner = app
-        .create_partner(
-            "Acme",
-            &[
-                Scope::CatalogRead,
-                Scope::OrdersRead,
-                Scope::OrdersWrite,
-                Scope::Webhooks,
-            ],
-        )
-        .await;
-    let token = app.token_for(&partner).await;
-    let imported = app
-        .import_cards(
-            &admin,
-            &partner.id,
-            json!([{"iccid": card, "card_type": "fm"}]),
-        )
-        .await;
-    assert_eq!(imported.status(), StatusCode::CREATED);
-    app.credit_wallet(&admin, &partner.id, "CNY", 1_000_000, None)
-        .await;
+    let scopes = [
+        Scope::CatalogRead,
+        Scope::OrdersRead,
+        Scope::OrdersWrite,
+        Scope::Webhooks,
+    ];
+    let cards = json!([{"iccid": card, "card_type": "fm"}]);
+    let stocked = app.stocked_partner("Acme", &scopes, cards, 1_000_000).await;
     Partner {
-        token,
+        token: stocked.token,
         card: card.to_owned(),
         plan: plan_id(&app.store, "CN-FM-M-10G").await,
     }
@@ -82,17 +67,7 @@ async fn endpoint(app: &TestApp, token: &str, url: &str) -> (String, String) {
 }
 
 async fn order(app: &TestApp, p: &Partner) -> Value {
-    let placed = app
-        .client
-        .post(app.url("/v1/orders"))
-        .bearer_auth(&p.token)
-        .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
-        .json(&json!({"iccid": p.card, "plan_id": p.plan, "currency": "CNY", "payment_method": "wallet"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(placed.status(), StatusCode::CREATED);
-    placed.json().await.unwrap()
+    app.wallet_order(&p.token, &p.card, &p.plan).await
 }
 
 fn header<'a>(received: &'a crate::receiver::Received, name: &str) -> &'a str {
