@@ -21,6 +21,7 @@ on_both_backends!(
     a_rotated_secret_signs_beside_the_new_one_for_a_day,
     endpoints_are_managed_privately_and_bad_ones_change_nothing,
     the_ssrf_guard_refuses_internal_targets_by_default,
+    thresholds_passed_in_one_batch_are_delivered_once_each,
 );
 
 /// Test receivers run on loopback; retries come after a minute (moved by the clock).
@@ -490,4 +491,60 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_its_partner_told(back
         .unwrap();
     assert_eq!(told["data"][0]["data"]["id"], endpoint_id.as_str());
     assert_eq!(told["data"][0]["data"]["status"], "disabled");
+}
+
+async fn thresholds_passed_in_one_batch_are_delivered_once_each(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, local).await;
+    let receiver = Receiver::start().await;
+    let p = partner(&app, &iccid(80, 9)).await;
+    let created = create_endpoint(
+        &app,
+        &p.token,
+        json!({"url": receiver.url, "event_types": ["card.usage_threshold"]}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let secret = created.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let placed = order(&app, &p).await;
+    let confirmed = app
+        .client
+        .post(app.url(&format!(
+            "/v1/orders/{}/activation/confirm",
+            placed["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&p.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    // 9.5 GiB of 10 in one record: past 75 % and 90 %.
+    let network = app.network_token().await;
+    let usage = json!({"records": [{"id": "big", "iccid": p.card, "kind": "data",
+        "quantity": 10_200_547_328_i64, "occurred_at": app.clock.now()}]});
+    let outcome: Value = app
+        .post_json("/v1/network/usage", &network, &usage)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outcome["accepted"], 1);
+    let received = receiver.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(receiver.requests().len(), 2, "once each, nothing else");
+    let mut thresholds = Vec::new();
+    for delivery in &received {
+        standardwebhooks::Webhook::new(&secret)
+            .unwrap()
+            .verify(&delivery.body, &delivery.headers)
+            .expect("verifies");
+        let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+        assert_eq!(body["type"], "card.usage_threshold");
+        assert_eq!(body["data"]["balance"]["iccid"], p.card);
+        thresholds.push(body["data"]["threshold_percent"].as_i64().unwrap());
+    }
+    thresholds.sort_unstable();
+    assert_eq!(thresholds, [75, 90]);
 }
