@@ -36,6 +36,7 @@ fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
         .configure(crate::events::routes::configure)
         .configure(crate::events::webhook_routes::configure)
         .configure(crate::notifications::routes::configure)
+        .configure(crate::subscriptions::routes::configure)
         .configure(crate::fulfilment::routes::configure);
 }
 
@@ -147,15 +148,15 @@ impl Default for ServerOptions {
     }
 }
 
-/// How often unpaid orders are expired, owed refunds retried and expiry notices told; expired idempotency
-/// keys are purged every tenth time. Any instance may do it: each step is a conditional
-/// update or an idempotent delete, so instances running it together do not collide.
-const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
+/// Every `SIMRENEW_SWEEP_INTERVAL_S`: due subscriptions are renewed, scheduled orders
+/// started, expiry notices told, unpaid orders expired and owed refunds retried; old
+/// events and expired idempotency keys are purged every tenth time. Any instance may do
+/// it: each step is a conditional update, a unique insert or an idempotent delete, so
+/// instances running it together do not collide.
 fn spawn_housekeeping(state: AppState) {
     use crate::fulfilment::{cancellation, refunds, settlement};
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        let mut tick = tokio::time::interval(state.settings.sweep_interval);
         for round in 0_u64.. {
             tick.tick().await;
             let (db, payments, clock) = (&state.db, &state.payments, &state.clock);
@@ -171,6 +172,24 @@ fn spawn_housekeeping(state: AppState) {
             }
             if let Err(e) = cancellation::close_unclosed(db, payments, clock).await {
                 tracing::warn!(error = %e, "closing provider payments failed; will retry");
+            }
+            let smdp_address = &state.settings.smdp_address;
+            match crate::fulfilment::renewals::renew_due(db, clock, smdp_address).await {
+                Ok(tally) if tally == Default::default() => {}
+                Ok(tally) => tracing::info!(
+                    renewed = tally.renewed,
+                    failed = tally.failed,
+                    lapsed = tally.lapsed,
+                    "subscription renewals"
+                ),
+                Err(e) => tracing::warn!(error = %e, "subscription renewals failed; will retry"),
+            }
+            match crate::fulfilment::scheduled::start_due(db, clock, smdp_address).await {
+                Ok(0) => {}
+                Ok(started) => tracing::info!(started, "scheduled orders started"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "starting scheduled orders failed; will retry")
+                }
             }
             match crate::notifications::expiry::sweep(db, clock).await {
                 Ok(0) => {}

@@ -244,6 +244,12 @@ pub struct ActivationArgs {
     #[arg(long, env = "SIMRENEW_SMDP_ADDRESS", default_value = "smdp.simrenew.test",
           value_parser = parse_smdp_address, global = true)]
     pub smdp_address: String,
+
+    /// Seconds between housekeeping sweeps (subscription renewals, scheduled orders
+    /// starting, expiry notices, unpaid orders expiring, owed refunds), on every instance.
+    #[arg(long, env = "SIMRENEW_SWEEP_INTERVAL_S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub sweep_interval_s: u64,
 }
 
 /// A host name (and optional port): the part of an activation code between the `$`s.
@@ -624,6 +630,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The SM-DP+ address put in eSIM activation codes.
     pub smdp_address: String,
+    /// Time between housekeeping sweeps.
+    pub sweep_interval: Duration,
     pub payments: PaymentSettings,
     pub webhooks: WebhookSettings,
 }
@@ -641,6 +649,7 @@ impl Settings {
             pool: database.pool_options(),
             auth: auth.settings()?,
             smdp_address: activation.smdp_address.clone(),
+            sweep_interval: Duration::from_secs(activation.sweep_interval_s),
             payments: payments.settings()?,
             webhooks: webhooks.settings()?,
         })
@@ -656,6 +665,7 @@ impl Settings {
             },
             auth: AuthSettings::default(),
             smdp_address: "smdp.simrenew.test".into(),
+            sweep_interval: Duration::from_secs(60),
             payments: PaymentSettings::default(),
             webhooks: WebhookSettings::default(),
         }

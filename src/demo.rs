@@ -1,6 +1,7 @@
 //! `simrenew serve --demo`: on an empty database, a catalog, an operator, a partner with
-//! an FM card and an eSIM, each with a current term, and a funded CNY wallet — enough to
-//! walk the whole renewal journey with curl in a minute.
+//! an FM card and an eSIM, each with a current term, a funded CNY wallet, and a
+//! subscription that renews the FM card a few minutes after start — enough to walk the
+//! whole renewal journey with curl in a minute, and to watch an automatic one happen.
 
 use chrono::TimeDelta;
 
@@ -8,14 +9,18 @@ use crate::auth::scopes::Scope;
 use crate::cards::model::{NewCard, TermGrant};
 use crate::db::schema::partners;
 use crate::db::Db;
-use crate::domain::{time, CardType};
+use crate::domain::{time, CardType, Iccid};
 use crate::error::ApiError;
 use crate::partners::model::{CreatedPartner, NewPartner};
+use crate::subscriptions::model::SubscriptionTerms;
 use crate::wallet::NewCredit;
 
 /// A Luhn-valid demo ICCID for each card type.
 pub const DEMO_FM_ICCID: &str = "89860012345678901238";
 pub const DEMO_ESIM_ICCID: &str = "89852000000000000016";
+/// How soon after seeding the demo subscription renews the FM card (at the first sweep
+/// after it: `SIMRENEW_SWEEP_INTERVAL_S`).
+pub const DEMO_RENEWAL_IN: TimeDelta = TimeDelta::minutes(3);
 
 /// What the demo created; the secrets are shown once, here.
 pub struct DemoSeed {
@@ -91,9 +96,12 @@ pub async fn seed_if_empty(db: &Db) -> Result<Option<DemoSeed>, ApiError> {
     )
     .await?;
     let now = time::now();
-    // The FM card runs out in five days (so it shows up as expiring); the eSIM has twenty left.
+    // The FM card runs out in a little over four days (so it shows up as expiring, and
+    // its subscription, four days ahead, renews it minutes from now); the eSIM has
+    // twenty days left.
+    let fm_from = now - TimeDelta::days(26) + DEMO_RENEWAL_IN;
     let grants = [
-        (DEMO_FM_ICCID, "CN-FM-M-10G", now - TimeDelta::days(25)),
+        (DEMO_FM_ICCID, "CN-FM-M-10G", fm_from),
         (DEMO_ESIM_ICCID, "JP-ESIM-M-5G", now - TimeDelta::days(10)),
     ];
     for (iccid, code, valid_from) in grants {
@@ -111,6 +119,21 @@ pub async fn seed_if_empty(db: &Db) -> Result<Option<DemoSeed>, ApiError> {
             amount: 100_000,
             reference: Some("demo funds".into()),
         },
+        time::to_db(now),
+    )
+    .await?;
+    let iccid = DEMO_FM_ICCID.parse::<Iccid>().map_err(ApiError::internal)?;
+    let wanted = SubscriptionTerms {
+        plan_id: plan_id(db, "CN-FM-M-10G").await?,
+        currency: "CNY".parse().map_err(ApiError::internal)?,
+        renew_days_before_expiry: 4,
+        ends_after_renewals: None,
+    };
+    crate::subscriptions::subscribe(
+        db,
+        partner.partner_id.to_string(),
+        iccid,
+        wanted,
         time::to_db(now),
     )
     .await?;

@@ -25,6 +25,7 @@ pub mod payments;
 pub mod rate_limit;
 pub mod request_scope;
 pub mod state;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod usage;
 pub mod wallet;
@@ -59,5 +60,8 @@ mod tests {
         check(crate::events::delivery::DeliveryStatus::ALL, |v| v.as_str());
         check(crate::domain::ProfileState::ALL, |v| v.as_str());
         check(crate::notifications::store::NoticeKind::ALL, |v| v.as_str());
+        check(crate::subscriptions::model::SubscriptionStatus::ALL, |v| {
+            v.as_str()
+        });
     }
 }

@@ -38,6 +38,7 @@ with `Retry-After`. Problems say whether retrying the same request may succeed (
         crate::notifications::model::ServiceEnded,
         crate::notifications::model::WalletLow,
         crate::activation::profile::ProfileStateChange,
+        crate::subscriptions::model::SubscriptionRenewal,
     )),
     modifiers(&SecuritySchemes),
     tags(

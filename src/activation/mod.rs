@@ -36,6 +36,9 @@ crate::db::stored_enum! {
         EsimProfile = "esim_profile",
         /// An FM card's term, delivered over the air: no code to scan.
         Ota = "ota",
+        /// An eSIM whose profile is installed, renewed by the network on that profile:
+        /// no new code, confirmed like an over-the-air renewal.
+        InPlace = "in_place",
     }
 }
 
@@ -157,7 +160,7 @@ impl Activation {
 pub fn view(conn: &mut DbConnection, row: &ActivationRow) -> Result<Activation, ApiError> {
     let history = match row.mode {
         ActivationMode::EsimProfile => profile::history(conn, &row.order_id)?,
-        ActivationMode::Ota => Vec::new(),
+        ActivationMode::Ota | ActivationMode::InPlace => Vec::new(),
     };
     Activation::build(row, &history)
 }
@@ -218,16 +221,19 @@ impl Confirmation {
     }
 }
 
-/// The pending activation of an order that has just become paid: an eSIM gets a fresh
-/// matching id at `smdp_address`, an FM card goes over the air.
+/// The pending activation of an order whose renewal starts now: an eSIM with an
+/// installed profile is renewed in place, another gets a fresh matching id at
+/// `smdp_address`, an FM card goes over the air.
 pub fn new_pending(
     order_id: &str,
     iccid: &str,
     card_type: CardType,
+    profile_installed: bool,
     smdp_address: &str,
     now: NaiveDateTime,
 ) -> ActivationRow {
     let (mode, smdp, matching_id) = match card_type {
+        CardType::Esim if profile_installed => (ActivationMode::InPlace, None, None),
         CardType::Esim => (
             ActivationMode::EsimProfile,
             Some(smdp_address.to_owned()),
@@ -274,15 +280,19 @@ pub fn load_order(
     .ok_or_else(|| orders::no_order(order_id))
 }
 
-/// `409`: an order that is not paid has no activation.
+/// `409`: an order that is not paid, or not started, has no activation.
 pub fn not_paid(order: &OrderRow) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidStateTransition,
-        format!(
+    let detail = match order.start_at {
+        Some(start) if order.status == orders::state::OrderStatus::Paid => format!(
+            "the order starts at {}; its activation is made then",
+            time::from_db(start).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        _ => format!(
             "the order is {}; it has no activation until it is paid",
             order.status
         ),
-    )
+    };
+    ApiError::new(ErrorCode::InvalidStateTransition, detail)
 }
 
 /// `409`: a failed activation stays failed.

@@ -62,7 +62,7 @@ async fn lpa_code(db: &Db, principal: Principal, order_id: uuid::Uuid) -> Result
         .await?
         .lpa_code()
         .ok_or_else(|| {
-            ApiError::not_found("this activation has no QR code: FM cards are renewed over the air")
+            ApiError::not_found("this activation has no QR code: FM cards and installed eSIM profiles are renewed over the air")
         })
 }
 

@@ -2,11 +2,14 @@
 //! confirmations and failures cannot both apply.
 
 use chrono::NaiveDateTime;
+use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::{ActivationRow, ActivationStatus};
-use crate::db::schema::activations;
+use crate::db::schema::{activations, orders};
 use crate::db::DbConnection;
+use crate::orders::model::OrderRow;
+use crate::orders::state::OrderStatus;
 
 pub fn insert(conn: &mut DbConnection, row: &ActivationRow) -> QueryResult<()> {
     diesel::insert_into(activations::table)
@@ -82,4 +85,33 @@ pub fn record_confirmation(
         ))
         .execute(conn)
         .map(drop)
+}
+
+/// Scheduled orders whose start has come, paid and without their activation yet,
+/// earliest first.
+pub fn started_without_activation(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<OrderRow>> {
+    orders::table
+        .filter(orders::status.eq(OrderStatus::Paid))
+        .filter(orders::start_at.le(now))
+        .filter(not(exists(
+            activations::table.filter(activations::order_id.eq(orders::id)),
+        )))
+        .select(OrderRow::as_select())
+        .order((orders::start_at, orders::id))
+        .limit(limit)
+        .load(conn)
+}
+
+/// Whether any renewal of the card was confirmed (its profile was installed then).
+pub fn any_confirmed(conn: &mut DbConnection, iccid: &str) -> QueryResult<bool> {
+    Ok(activations::table
+        .filter(activations::iccid.eq(iccid))
+        .filter(activations::status.eq(ActivationStatus::Confirmed))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
 }

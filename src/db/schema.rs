@@ -252,6 +252,7 @@ diesel::table! {
         provider_attempt -> Integer,
         provider_closed_at -> Nullable<Timestamp>,
         payment_issue -> Nullable<Text>,
+        start_at -> Nullable<Timestamp>,
     }
 }
 
@@ -371,7 +372,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    subscriptions (id) {
+        id -> Text,
+        partner_id -> Text,
+        iccid -> Text,
+        plan_id -> Text,
+        currency -> Text,
+        renew_days_before_expiry -> Integer,
+        ends_after_renewals -> Nullable<Integer>,
+        status -> Text,
+        covered_until -> Timestamp,
+        next_renewal_at -> Nullable<Timestamp>,
+        last_order_id -> Nullable<Text>,
+        renewals -> Integer,
+        failed_attempts -> Integer,
+        last_failure -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(activations -> orders (order_id));
+diesel::joinable!(subscriptions -> cards (iccid));
 diesel::joinable!(card_notices -> terms (term_id));
 diesel::joinable!(profile_events -> cards (iccid));
 diesel::joinable!(refunds -> orders (order_id));
@@ -415,4 +438,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     wallet_alert_thresholds,
     card_notices,
     profile_events,
+    subscriptions,
 );

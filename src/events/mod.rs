@@ -57,6 +57,17 @@ crate::db::stored_enum! {
         /// The card's service ended; the data is a `ServiceEnded`.
         #[serde(rename = "card.expired")]
         CardExpired = "card.expired",
+        /// A subscription placed its renewal; the data is a `SubscriptionRenewal`.
+        #[serde(rename = "subscription.renewed")]
+        SubscriptionRenewed = "subscription.renewed",
+        /// A subscription's renewal could not be placed (`last_failure` says why); it
+        /// is tried again. The data is the `Subscription`.
+        #[serde(rename = "subscription.renewal_failed")]
+        SubscriptionRenewalFailed = "subscription.renewal_failed",
+        /// A subscription's retries are spent and the term ended; the data is the
+        /// `Subscription`.
+        #[serde(rename = "subscription.lapsed")]
+        SubscriptionLapsed = "subscription.lapsed",
         /// An order took a wallet below your `wallet_low_balance` amount; the data is
         /// a `WalletLow`.
         #[serde(rename = "wallet.low_balance")]
@@ -87,6 +98,8 @@ impl EventType {
             Self::CardExpiring => "ServiceEnding",
             Self::CardExpired => "ServiceEnded",
             Self::WalletLowBalance => "WalletLow",
+            Self::SubscriptionRenewed => "SubscriptionRenewal",
+            Self::SubscriptionRenewalFailed | Self::SubscriptionLapsed => "Subscription",
             Self::WebhookTest | Self::WebhookEndpointDisabled => "Endpoint",
         }
     }

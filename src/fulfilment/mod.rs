@@ -11,7 +11,9 @@ pub mod checkout;
 pub mod confirmation;
 pub mod profile_events;
 pub mod refunds;
+pub mod renewals;
 pub mod routes;
+pub mod scheduled;
 pub mod settlement;
 
 use chrono::NaiveDateTime;
@@ -19,11 +21,13 @@ use chrono::NaiveDateTime;
 use crate::activation;
 use crate::cards::store as card_store;
 use crate::db::DbConnection;
+use crate::domain::CardType;
 use crate::error::ApiError;
 use crate::orders::{self, model::OrderRow, state::OrderEvent};
 
 /// The one way an order becomes paid, whoever paid (wallet, webhook, sandbox): the
-/// transition (state, receipt number) and the order's pending activation, together.
+/// transition (state, receipt number) and, unless it is scheduled to start later, the
+/// order's pending activation, together.
 pub fn mark_paid_in(
     conn: &mut DbConnection,
     order: &OrderRow,
@@ -31,9 +35,36 @@ pub fn mark_paid_in(
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
     let paid = orders::transition(conn, order, OrderEvent::PaymentSucceeded, now)?;
-    let card = card_store::find_card(conn, &paid.iccid)?
-        .ok_or_else(|| ApiError::internal("an order's card is missing"))?;
-    let pending = activation::new_pending(&paid.id, &paid.iccid, card.card_type, smdp_address, now);
-    activation::store::insert(conn, &pending)?;
+    if !paid.waits_for_start(now) {
+        open_activation_in(conn, &paid, smdp_address, now)?;
+    }
     Ok(paid)
+}
+
+/// Makes a paid order's pending activation, the moment its renewal starts: an eSIM
+/// whose profile is known to be installed (the SM-DP+ says so, or nothing was reported
+/// and an earlier renewal of it was confirmed) is renewed in place, without a new code.
+pub fn open_activation_in(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    smdp_address: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let card = card_store::find_card(conn, &order.iccid)?
+        .ok_or_else(|| ApiError::internal("an order's card is missing"))?;
+    let installed = card.card_type == CardType::Esim
+        && match card.profile_state {
+            Some(state) => state.is_installed(),
+            None => activation::store::any_confirmed(conn, &card.iccid)?,
+        };
+    let pending = activation::new_pending(
+        &order.id,
+        &order.iccid,
+        card.card_type,
+        installed,
+        smdp_address,
+        now,
+    );
+    activation::store::insert(conn, &pending)?;
+    Ok(())
 }

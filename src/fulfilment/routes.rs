@@ -129,7 +129,7 @@ async fn create_order(
     let input = body.into_inner();
     let partner_id = auth.principal.partner_id;
     let scope = idempotency::Scope::from_request(&req, &partner_id, &input, true)?;
-    let request = input.parse()?;
+    let request = input.parse(clock.now_db())?;
     if request.payment_method == PaymentMethod::Wallet {
         let smdp_address = settings.smdp_address.clone();
         return checkout::place_wallet_order(&db, &clock, partner_id, request, smdp_address, scope)

@@ -19,6 +19,10 @@ use model::{NewOrder, Order, OrderFilter, OrderQuery, OrderRequest, OrderRow, Pa
 use state::{OrderEvent, OrderStatus};
 
 const MAX_CLIENT_REFERENCE: usize = 100;
+/// How far ahead an order may be scheduled (`start_at`).
+pub const MAX_MONTHS_AHEAD: u32 = 12;
+/// Most scheduled orders a card may hold (not yet started, not cancelled).
+pub const MAX_SCHEDULED_PER_CARD: i64 = 50;
 
 pub fn no_order(id: &str) -> ApiError {
     ApiError::not_found(format!("no order {id} is visible to this partner"))
@@ -168,8 +172,18 @@ pub fn record_late_payment(
 
 impl NewOrder {
     /// Parses every field into its type, naming each invalid one (`422`).
-    pub fn parse(self) -> Result<OrderRequest, ApiError> {
+    pub fn parse(self, now: NaiveDateTime) -> Result<OrderRequest, ApiError> {
         let mut errors = Vec::new();
+        let start_at = self.start_at.map(time::to_db);
+        if let Some(start) = start_at {
+            let latest = now.checked_add_months(chrono::Months::new(MAX_MONTHS_AHEAD));
+            if start <= now || latest.is_none_or(|latest| start > latest) {
+                errors.push(FieldError::new(
+                    "start_at",
+                    format!("must be in the future, at most {MAX_MONTHS_AHEAD} months ahead"),
+                ));
+            }
+        }
         // Exactly as sent: the document's pattern allows no surrounding whitespace.
         let iccid = self
             .iccid
@@ -205,6 +219,7 @@ impl NewOrder {
                 currency,
                 payment_method: self.payment_method,
                 client_reference,
+                start_at,
             }),
             _ => Err(ApiError::validation(errors)),
         }
@@ -269,6 +284,16 @@ pub fn insert_pending(
     provider: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
+    if request.start_at.is_some() {
+        // The card row's lock makes the count and the insert one step per card.
+        card_store::lock_card(conn, &priced.iccid, now)?;
+        if store::count_scheduled(conn, &priced.iccid, now)? >= MAX_SCHEDULED_PER_CARD {
+            return Err(ApiError::conflict(format!(
+                "card {} already holds {MAX_SCHEDULED_PER_CARD} scheduled orders; cancel one or wait until one starts",
+                priced.iccid
+            )));
+        }
+    }
     let row = OrderRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: partner_id.to_owned(),
@@ -294,6 +319,7 @@ pub fn insert_pending(
         provider_attempt: 0,
         provider_closed_at: None,
         payment_issue: None,
+        start_at: request.start_at,
     };
     store::insert(conn, &row)?;
     Ok(row)

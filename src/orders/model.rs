@@ -49,9 +49,17 @@ pub struct OrderRow {
     pub provider_attempt: i32,
     pub provider_closed_at: Option<NaiveDateTime>,
     pub payment_issue: Option<String>,
+    /// A scheduled order: its activation is made at this moment, not when it is paid.
+    pub start_at: Option<NaiveDateTime>,
 }
 
 impl OrderRow {
+    /// Paid for a later start that has not come yet at `now` (its activation does not
+    /// exist yet).
+    pub fn waits_for_start(&self, now: NaiveDateTime) -> bool {
+        self.start_at.is_some_and(|start| start > now)
+    }
+
     /// A provider's payment was taken for this order and is not (yet) given back.
     pub fn holds_external_payment(&self) -> bool {
         self.provider.is_some() && self.payment_status == PaymentStatus::Succeeded
@@ -104,6 +112,9 @@ pub struct Order {
     pub paid_at: Option<DateTime<Utc>>,
     /// When it reached a final state (completed, failed, cancelled, expired).
     pub closed_at: Option<DateTime<Utc>>,
+    /// A scheduled order: when its renewal starts (its activation is made then; until
+    /// then it can be cancelled with a full refund). `null`: at once.
+    pub start_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -143,6 +154,7 @@ impl TryFrom<&OrderRow> for Order {
             },
             paid_at: row.paid_at.map(time::from_db),
             closed_at: row.closed_at.map(time::from_db),
+            start_at: row.start_at.map(time::from_db),
             created_at: time::from_db(row.created_at),
             updated_at: time::from_db(row.updated_at),
         })
@@ -171,6 +183,11 @@ pub struct NewOrder {
     /// Your own reference, echoed back (at most 100 characters).
     #[schema(max_length = 100)]
     pub client_reference: Option<String>,
+    /// Schedule the renewal: paid now, it starts at this moment (up to 12 months ahead).
+    /// An FM term begins then, or where the current term ends if that is later; an eSIM
+    /// gets its activation then. Until it starts the order can be cancelled with a full
+    /// refund. A card holds at most 50 scheduled orders.
+    pub start_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /v1/orders` query.
@@ -201,6 +218,7 @@ pub struct OrderRequest {
     pub currency: Currency,
     pub payment_method: PaymentMethod,
     pub client_reference: Option<String>,
+    pub start_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Default)]

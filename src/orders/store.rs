@@ -68,6 +68,21 @@ pub fn list_for_partner(
     query.load(conn)
 }
 
+/// The card's orders scheduled to start after `now` that may still start (unpaid or
+/// paid).
+pub fn count_scheduled(
+    conn: &mut DbConnection,
+    iccid: &str,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    orders::table
+        .filter(orders::iccid.eq(iccid))
+        .filter(orders::start_at.gt(now))
+        .filter(orders::status.eq_any([OrderStatus::PendingPayment, OrderStatus::Paid]))
+        .count()
+        .get_result(conn)
+}
+
 /// Writes `row` over the stored order only if the stored status is still `expected`:
 /// `false` when another request changed it first.
 pub fn update_if_status(

@@ -120,6 +120,24 @@ async fn the_readme_walk_works_on_a_fresh_demo() {
         .await
         .unwrap();
     assert_eq!(expiring["data"][0]["iccid"], demo.fm_card.as_str());
+    // ...and the FM card's subscription renews it minutes from now.
+    let subscription: Value = get(format!("/v1/cards/{}/subscription", demo.fm_card))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subscription["status"], "active");
+    let due: chrono::DateTime<chrono::Utc> = subscription["next_renewal_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let wait = due - chrono::Utc::now();
+    assert!(
+        wait > chrono::TimeDelta::minutes(1) && wait <= chrono::TimeDelta::minutes(3),
+        "{wait}"
+    );
     // 4. plans
     let plans: Value = get("/v1/plans?card_type=esim&country=JP&currency=CNY".into())
         .await

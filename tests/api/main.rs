@@ -21,4 +21,5 @@ mod payments;
 mod profiles;
 mod rate_limits;
 mod receiver;
+mod subscriptions;
 mod webhooks;
