@@ -13,14 +13,20 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::http::{body_deadline, extractors, fallback, metrics, rate_limit_headers, request_id};
+use crate::http::{
+    body_deadline, extractors, fallback, language, metrics, rate_limit_headers, request_id,
+};
 use crate::openapi::ApiDoc;
+use crate::openapi::Sandboxes;
 use crate::state::AppState;
 
 /// Every documented route, capability by capability; the sandbox's only when enabled.
-fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
-    if sandbox {
+fn register_routes(cfg: &mut ServiceConfig, sandboxes: Sandboxes) {
+    if sandboxes.payments {
         cfg.configure(crate::fulfilment::routes::configure_sandbox);
+    }
+    if sandboxes.sms {
+        cfg.configure(crate::verification::routes::configure_sandbox);
     }
     cfg.configure(crate::health::configure)
         .configure(metrics::configure)
@@ -37,6 +43,7 @@ fn register_routes(cfg: &mut ServiceConfig, sandbox: bool) {
         .configure(crate::events::webhook_routes::configure)
         .configure(crate::notifications::routes::configure)
         .configure(crate::subscriptions::routes::configure)
+        .configure(crate::verification::routes::configure)
         .configure(crate::fulfilment::routes::configure);
 }
 
@@ -47,7 +54,15 @@ pub fn document() -> serde_json::Value {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(|cfg| register_routes(cfg, true))
+        .configure(|cfg| {
+            register_routes(
+                cfg,
+                Sandboxes {
+                    payments: true,
+                    sms: true,
+                },
+            )
+        })
         .split_for_parts();
     crate::openapi::finish(doc)
 }
@@ -86,13 +101,16 @@ pub fn build_app(
         InitError = (),
     >,
 > {
-    let sandbox = state.payments.sandbox_enabled();
+    let sandboxes = Sandboxes {
+        payments: state.payments.sandbox_enabled(),
+        sms: state.verification.sms.sandbox_enabled(),
+    };
     let (app, _) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(|cfg| register_routes(cfg, sandbox))
+        .configure(|cfg| register_routes(cfg, sandboxes))
         .split_for_parts();
-    let doc = crate::openapi::served(document(), sandbox);
+    let doc = crate::openapi::served(document(), sandboxes);
     let route_table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
     let served = web::Data::new(ServedDocument(pretty(&doc)));
     app.app_data(web::Data::new(state.db.clone()))
@@ -102,6 +120,7 @@ pub fn build_app(
         .app_data(web::Data::from(state.catalog.clone()))
         .app_data(web::Data::from(state.payments.clone()))
         .app_data(web::Data::from(state.webhooks.clone()))
+        .app_data(web::Data::from(state.verification.clone()))
         .app_data(web::Data::new(metrics.registry.clone()))
         .app_data(web::Data::new(body_deadline::BodyReadTimeout(
             body_read_timeout,
@@ -122,6 +141,7 @@ pub fn build_app(
         .wrap(from_fn(rate_limit_headers::middleware))
         .wrap(from_fn(body_deadline::middleware))
         .wrap(metrics)
+        .wrap(from_fn(language::middleware))
         .wrap(from_fn(request_id::middleware))
 }
 

@@ -250,6 +250,15 @@ pub struct ActivationArgs {
     #[arg(long, env = "SIMRENEW_SWEEP_INTERVAL_S", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub sweep_interval_s: u64,
+
+    /// The seller named on receipts (交易凭证).
+    #[arg(
+        long,
+        env = "SIMRENEW_SELLER_NAME",
+        default_value = "simrenew",
+        global = true
+    )]
+    pub seller_name: String,
 }
 
 /// A host name (and optional port): the part of an activation code between the `$`s.
@@ -416,6 +425,270 @@ impl std::fmt::Debug for StripeConfig {
 pub enum ProviderKind {
     Stripe,
     Sandbox,
+}
+
+/// Where subscriber verification codes go by SMS, and the providers' settings.
+#[derive(Debug, Clone, Args)]
+pub struct SmsArgs {
+    /// `prefix=provider` pairs chosen by the longest matching number prefix, plus
+    /// `default=provider`, e.g. `+86=aliyun,default=twilio`; providers: `aliyun`,
+    /// `twilio`, `sandbox` (development: codes readable at `GET /v1/sandbox/sms`).
+    /// Empty: no SMS (a send answers 503 sms_provider_unavailable).
+    #[arg(long, env = "SIMRENEW_SMS_ROUTES", default_value = "", global = true)]
+    pub sms_routes: String,
+
+    /// How long an SMS provider call may take, in milliseconds.
+    #[arg(long, env = "SIMRENEW_SMS_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
+    pub sms_timeout_ms: u64,
+
+    /// Key of the verification codes' keyed hashes (at least 32 characters). Set the same
+    /// on every instance; unset, each process makes its own, so a code checks only on the
+    /// instance that sent it.
+    #[arg(
+        long,
+        env = "SIMRENEW_VERIFICATION_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub verification_key: Option<String>,
+
+    /// Alibaba Cloud SMS endpoint.
+    #[arg(
+        long,
+        env = "SIMRENEW_ALIYUN_SMS_BASE_URL",
+        default_value = "https://dysmsapi.aliyuncs.com",
+        global = true
+    )]
+    pub aliyun_sms_base_url: String,
+
+    /// Alibaba Cloud AccessKey id (required when a route uses `aliyun`).
+    #[arg(long, env = "SIMRENEW_ALIYUN_ACCESS_KEY_ID", global = true)]
+    pub aliyun_access_key_id: Option<String>,
+
+    /// Alibaba Cloud AccessKey secret.
+    #[arg(
+        long,
+        env = "SIMRENEW_ALIYUN_ACCESS_KEY_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub aliyun_access_key_secret: Option<String>,
+
+    /// The approved SMS signature (签名) shown as the sender.
+    #[arg(long, env = "SIMRENEW_ALIYUN_SMS_SIGN_NAME", global = true)]
+    pub aliyun_sms_sign_name: Option<String>,
+
+    /// The approved template whose `${code}` receives the code, e.g. `SMS_123456789`.
+    #[arg(long, env = "SIMRENEW_ALIYUN_SMS_TEMPLATE_CODE", global = true)]
+    pub aliyun_sms_template_code: Option<String>,
+
+    /// Twilio's API base URL.
+    #[arg(
+        long,
+        env = "SIMRENEW_TWILIO_BASE_URL",
+        default_value = "https://api.twilio.com",
+        global = true
+    )]
+    pub twilio_base_url: String,
+
+    /// Twilio Account SID (AC…; required when a route uses `twilio`).
+    #[arg(long, env = "SIMRENEW_TWILIO_ACCOUNT_SID", global = true)]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio Auth Token.
+    #[arg(
+        long,
+        env = "SIMRENEW_TWILIO_AUTH_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub twilio_auth_token: Option<String>,
+
+    /// The sender: an E.164 number, or a Messaging Service SID (MG…).
+    #[arg(long, env = "SIMRENEW_TWILIO_FROM", global = true)]
+    pub twilio_from: Option<String>,
+}
+
+/// An SMS provider a number prefix can be routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsProviderKind {
+    Aliyun,
+    Twilio,
+    Sandbox,
+}
+
+impl SmsProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aliyun => "aliyun",
+            Self::Twilio => "twilio",
+            Self::Sandbox => "sandbox",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AliyunSmsConfig {
+    pub base_url: String,
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    pub sign_name: String,
+    pub template_code: String,
+}
+
+#[derive(Clone)]
+pub struct TwilioConfig {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+}
+
+/// SMS routing and providers, checked once.
+#[derive(Clone)]
+pub struct SmsSettings {
+    /// Number prefixes and their providers, longest prefix first; `""` is the default.
+    pub routes: Vec<(String, SmsProviderKind)>,
+    pub aliyun: Option<AliyunSmsConfig>,
+    pub twilio: Option<TwilioConfig>,
+    pub timeout: Duration,
+    /// `None`: a key made at start, for this process only.
+    pub verification_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SmsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsSettings")
+            .field("routes", &self.routes)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            aliyun: None,
+            twilio: None,
+            timeout: Duration::from_secs(10),
+            verification_key: None,
+        }
+    }
+}
+
+impl SmsSettings {
+    /// Every number to the sandbox (development, `--demo`).
+    pub fn sandbox_everywhere(&mut self) {
+        self.routes = vec![(String::new(), SmsProviderKind::Sandbox)];
+    }
+}
+
+/// `+86=aliyun,default=twilio` → routes, longest prefix first.
+pub fn parse_sms_routes(text: &str) -> Result<Vec<(String, SmsProviderKind)>, String> {
+    let mut routes = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (prefix, provider) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("SIMRENEW_SMS_ROUTES: `{pair}` is not prefix=provider"))?;
+        let prefix = match prefix.trim() {
+            "default" => String::new(),
+            p if p.len() > 1
+                && p.starts_with('+')
+                && p[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                p.to_owned()
+            }
+            other => {
+                return Err(format!(
+                    "SIMRENEW_SMS_ROUTES: `{other}` is neither `default` nor a prefix like +86"
+                ))
+            }
+        };
+        let provider = match provider.trim() {
+            "aliyun" => SmsProviderKind::Aliyun,
+            "twilio" => SmsProviderKind::Twilio,
+            "sandbox" => SmsProviderKind::Sandbox,
+            other => {
+                return Err(format!(
+                    "SIMRENEW_SMS_ROUTES: unknown provider `{other}` (aliyun, twilio, sandbox)"
+                ))
+            }
+        };
+        if routes.iter().any(|(p, _)| *p == prefix) {
+            return Err(format!(
+                "SIMRENEW_SMS_ROUTES: `{pair}` routes a prefix twice"
+            ));
+        }
+        routes.push((prefix, provider));
+    }
+    routes.sort_by_key(|route| std::cmp::Reverse(route.0.len()));
+    Ok(routes)
+}
+
+impl SmsArgs {
+    pub fn settings(&self) -> Result<SmsSettings, String> {
+        let routes = parse_sms_routes(&self.sms_routes)?;
+        let uses = |kind| routes.iter().any(|(_, k)| *k == kind);
+        let aliyun = match (
+            &self.aliyun_access_key_id,
+            &self.aliyun_access_key_secret,
+            &self.aliyun_sms_sign_name,
+            &self.aliyun_sms_template_code,
+        ) {
+            (Some(id), Some(secret), Some(sign), Some(template)) => Some(AliyunSmsConfig {
+                base_url: self.aliyun_sms_base_url.trim_end_matches('/').to_owned(),
+                access_key_id: id.clone(),
+                access_key_secret: secret.clone(),
+                sign_name: sign.clone(),
+                template_code: template.clone(),
+            }),
+            _ if uses(SmsProviderKind::Aliyun) => {
+                return Err(
+                    "an SMS route uses aliyun: set SIMRENEW_ALIYUN_ACCESS_KEY_ID, \
+                     SIMRENEW_ALIYUN_ACCESS_KEY_SECRET, SIMRENEW_ALIYUN_SMS_SIGN_NAME and \
+                     SIMRENEW_ALIYUN_SMS_TEMPLATE_CODE"
+                        .into(),
+                )
+            }
+            _ => None,
+        };
+        let twilio = match (
+            &self.twilio_account_sid,
+            &self.twilio_auth_token,
+            &self.twilio_from,
+        ) {
+            (Some(sid), Some(token), Some(from)) => Some(TwilioConfig {
+                base_url: self.twilio_base_url.trim_end_matches('/').to_owned(),
+                account_sid: sid.clone(),
+                auth_token: token.clone(),
+                from: from.clone(),
+            }),
+            _ if uses(SmsProviderKind::Twilio) => {
+                return Err(
+                    "an SMS route uses twilio: set SIMRENEW_TWILIO_ACCOUNT_SID, \
+                     SIMRENEW_TWILIO_AUTH_TOKEN and SIMRENEW_TWILIO_FROM"
+                        .into(),
+                )
+            }
+            _ => None,
+        };
+        let verification_key = match &self.verification_key {
+            Some(key) if key.len() < 32 => {
+                return Err("SIMRENEW_VERIFICATION_KEY must be at least 32 characters".into())
+            }
+            Some(key) => Some(key.as_bytes().to_vec()),
+            None => None,
+        };
+        Ok(SmsSettings {
+            routes,
+            aliyun,
+            twilio,
+            timeout: Duration::from_millis(self.sms_timeout_ms),
+            verification_key,
+        })
+    }
 }
 
 /// How events are pushed to partners' webhook endpoints.
@@ -632,8 +905,11 @@ pub struct Settings {
     pub smdp_address: String,
     /// Time between housekeeping sweeps.
     pub sweep_interval: Duration,
+    /// The seller named on receipts.
+    pub seller_name: String,
     pub payments: PaymentSettings,
     pub webhooks: WebhookSettings,
+    pub sms: SmsSettings,
 }
 
 impl Settings {
@@ -643,6 +919,7 @@ impl Settings {
         activation: &ActivationArgs,
         payments: &PaymentArgs,
         webhooks: &WebhookArgs,
+        sms: &SmsArgs,
     ) -> Result<Self, String> {
         Ok(Self {
             database_url: database.database_url.clone(),
@@ -650,8 +927,10 @@ impl Settings {
             auth: auth.settings()?,
             smdp_address: activation.smdp_address.clone(),
             sweep_interval: Duration::from_secs(activation.sweep_interval_s),
+            seller_name: activation.seller_name.clone(),
             payments: payments.settings()?,
             webhooks: webhooks.settings()?,
+            sms: sms.settings()?,
         })
     }
 
@@ -666,8 +945,10 @@ impl Settings {
             auth: AuthSettings::default(),
             smdp_address: "smdp.simrenew.test".into(),
             sweep_interval: Duration::from_secs(60),
+            seller_name: "simrenew".into(),
             payments: PaymentSettings::default(),
             webhooks: WebhookSettings::default(),
+            sms: SmsSettings::default(),
         }
     }
 }

@@ -13,9 +13,10 @@ use crate::db::{DbError, UnknownValue};
 pub const PROBLEM_TYPE_BASE: &str = "https://simrenew.dev/problems/";
 
 /// Declares every error code once: its variant, HTTP status, stable `code` string,
-/// title, and whether a retry of the same request may succeed. Everything else (serialization, the lookup functions, `ALL`) derives from it.
+/// title (English, then Chinese), what it means in Chinese, and whether a retry of the
+/// same request may succeed. Everything else (serialization, the lookup functions, `ALL`) derives from it.
 macro_rules! error_codes {
-    ($( $(#[doc = $doc:literal])* $variant:ident => ($status:ident, $code:literal, $title:literal, $retryable:literal), )+) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident => ($status:ident, $code:literal, $title:literal, $title_zh:literal, $explained_zh:literal, $retryable:literal), )+) => {
         /// Stable machine-readable error codes. Once published a code never changes meaning.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
         #[serde(rename_all = "snake_case")]
@@ -38,6 +39,21 @@ macro_rules! error_codes {
                 }
             }
 
+            /// The title in `lang`.
+            pub fn title_in(self, lang: crate::i18n::Lang) -> &'static str {
+                match (lang, self) {
+                    $((crate::i18n::Lang::ZhCn, Self::$variant) => $title_zh,)+
+                    _ => self.title(),
+                }
+            }
+
+            /// What the code means, in Chinese: it leads a problem's `detail` in `zh-CN`.
+            pub fn explained_zh(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $explained_zh,)+
+                }
+            }
+
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $code,)+
@@ -56,57 +72,71 @@ macro_rules! error_codes {
 
 error_codes! {
     /// The request is malformed: unparsable JSON, wrong types, unknown fields.
-    InvalidRequest => (BAD_REQUEST, "invalid_request", "Invalid request", false),
+    InvalidRequest => (BAD_REQUEST, "invalid_request", "Invalid request", "请求无效", "请求格式有误", false),
     /// The request is well-formed but some fields are invalid; see `errors`.
-    ValidationFailed => (UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", false),
+    ValidationFailed => (UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", "校验失败", "部分字段无效，见 errors", false),
     /// No valid bearer token was presented.
-    Unauthorized => (UNAUTHORIZED, "unauthorized", "Unauthorized", false),
+    Unauthorized => (UNAUTHORIZED, "unauthorized", "Unauthorized", "未认证", "未提供有效的访问令牌", false),
     /// The token is valid but lacks the scope this operation requires.
-    Forbidden => (FORBIDDEN, "forbidden", "Forbidden", false),
+    Forbidden => (FORBIDDEN, "forbidden", "Forbidden", "无权限", "令牌缺少此操作所需的权限范围", false),
     /// The resource does not exist, or belongs to another partner.
-    NotFound => (NOT_FOUND, "not_found", "Not found", false),
+    NotFound => (NOT_FOUND, "not_found", "Not found", "未找到", "资源不存在，或属于其他合作方", false),
     /// The path exists but not with this HTTP method.
-    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", false),
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", "方法不允许", "该路径不支持此 HTTP 方法", false),
     /// The request body exceeds the size limit.
-    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", false),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", "请求体过大", "请求体超过大小限制", false),
     /// The request body did not arrive within the read deadline; the connection is closed.
-    RequestTimeout => (REQUEST_TIMEOUT, "request_timeout", "Request timeout", true),
+    RequestTimeout => (REQUEST_TIMEOUT, "request_timeout", "Request timeout", "请求超时", "请求体未在时限内到达，连接已关闭", true),
     /// The request body is not in a media type this operation accepts.
-    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", false),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "不支持的媒体类型", "此操作不接受该请求体类型", false),
     /// The request conflicts with the current state of the resource.
-    Conflict => (CONFLICT, "conflict", "Conflict", false),
+    Conflict => (CONFLICT, "conflict", "Conflict", "冲突", "请求与资源的当前状态冲突", false),
     /// Too many requests; retry after the time in `Retry-After`.
-    RateLimited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests", true),
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests", "请求过多", "请求过于频繁，请在 Retry-After 所示时间后重试", true),
     /// The database cannot be reached; retrying later is safe.
-    ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable", true),
+    ServiceUnavailable => (SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable", "服务暂不可用", "数据库暂不可用，稍后重试是安全的", true),
     /// An unexpected failure on our side; it is logged with the request id.
-    InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "Internal server error", false),
+    InternalError => (INTERNAL_SERVER_ERROR, "internal_error", "Internal server error", "内部错误", "发生意外错误；联系支持时请提供请求 ID", false),
     /// The wallet holds less than the order costs; nothing was charged.
-    InsufficientFunds => (PAYMENT_REQUIRED, "insufficient_funds", "Insufficient funds", false),
+    InsufficientFunds => (PAYMENT_REQUIRED, "insufficient_funds", "Insufficient funds", "余额不足", "钱包余额不足以支付订单，未扣款", false),
     /// The plan is retired, unknown, or not made for this card type.
-    PlanNotAvailableForCard => (UNPROCESSABLE_ENTITY, "plan_not_available_for_card", "Plan not available for this card", false),
+    PlanNotAvailableForCard => (UNPROCESSABLE_ENTITY, "plan_not_available_for_card", "Plan not available for this card", "套餐不适用于此卡", "该套餐已下架、不存在或不适用于此卡类型", false),
     /// The plan has no price in the requested currency.
-    CurrencyNotOffered => (UNPROCESSABLE_ENTITY, "currency_not_offered", "Currency not offered", false),
+    CurrencyNotOffered => (UNPROCESSABLE_ENTITY, "currency_not_offered", "Currency not offered", "不支持该币种", "该套餐没有此币种的价格", false),
     /// The card is suspended and cannot be renewed until an operator resumes it.
-    CardSuspended => (CONFLICT, "card_suspended", "Card suspended", false),
+    CardSuspended => (CONFLICT, "card_suspended", "Card suspended", "卡已停用", "此卡已被停用，恢复前无法续费", false),
     /// This payment method is not enabled on this deployment.
-    PaymentMethodUnavailable => (UNPROCESSABLE_ENTITY, "payment_method_unavailable", "Payment method unavailable", false),
+    PaymentMethodUnavailable => (UNPROCESSABLE_ENTITY, "payment_method_unavailable", "Payment method unavailable", "支付方式不可用", "本部署未启用此支付方式", false),
     /// The order's current state does not allow this action.
-    InvalidStateTransition => (CONFLICT, "invalid_state_transition", "Invalid state transition", false),
+    InvalidStateTransition => (CONFLICT, "invalid_state_transition", "Invalid state transition", "状态不允许此操作", "当前状态不允许此操作", false),
     /// This operation requires an `Idempotency-Key` header.
-    IdempotencyKeyMissing => (BAD_REQUEST, "idempotency_key_missing", "Idempotency-Key missing", false),
+    IdempotencyKeyMissing => (BAD_REQUEST, "idempotency_key_missing", "Idempotency-Key missing", "缺少 Idempotency-Key", "此操作需要 Idempotency-Key 请求头", false),
     /// The key was used before with a different request.
-    IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency-Key reused", false),
+    IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency-Key reused", "Idempotency-Key 已被使用", "该键已用于另一个不同的请求", false),
     /// A request with this key is still being processed; retry shortly.
-    IdempotencyRequestInProgress => (CONFLICT, "idempotency_request_in_progress", "Request in progress", true),
+    IdempotencyRequestInProgress => (CONFLICT, "idempotency_request_in_progress", "Request in progress", "请求处理中", "使用此键的请求仍在处理中，请稍后重试", true),
     /// The eSIM is bound to another EID than the one given.
-    EidMismatch => (CONFLICT, "eid_mismatch", "EID mismatch", false),
+    EidMismatch => (CONFLICT, "eid_mismatch", "EID mismatch", "EID 不匹配", "此 eSIM 已绑定到另一个 EID", false),
     /// The payment provider is down or slow; retry with the same Idempotency-Key.
-    PaymentProviderUnavailable => (SERVICE_UNAVAILABLE, "payment_provider_unavailable", "Payment provider unavailable", true),
+    PaymentProviderUnavailable => (SERVICE_UNAVAILABLE, "payment_provider_unavailable", "Payment provider unavailable", "支付服务暂不可用", "支付服务商不可用或响应过慢，请使用同一 Idempotency-Key 重试", true),
     /// The payment provider refused the payment; retrying will not help.
-    PaymentProviderRejected => (BAD_GATEWAY, "payment_provider_rejected", "Payment provider refused", false),
+    PaymentProviderRejected => (BAD_GATEWAY, "payment_provider_rejected", "Payment provider refused", "支付被拒绝", "支付服务商拒绝了此笔支付，重试无效", false),
     /// A webhook's signature is missing, wrong or too old.
-    InvalidSignature => (BAD_REQUEST, "invalid_signature", "Invalid signature", false),
+    InvalidSignature => (BAD_REQUEST, "invalid_signature", "Invalid signature", "签名无效", "Webhook 签名缺失、错误或已过期", false),
+    /// The eSIM's activation code is withheld until the subscriber confirms an SMS code.
+    VerificationRequired => (CONFLICT, "verification_required", "Subscriber verification required", "需要用户验证", "用户需先确认短信验证码，激活码才会发放", false),
+    /// The SMS code is wrong; `attempts_left` says how many more tries this code takes.
+    VerificationCodeInvalid => (UNPROCESSABLE_ENTITY, "verification_code_invalid", "Verification code invalid", "验证码错误", "验证码不正确，attempts_left 为剩余尝试次数", false),
+    /// The SMS code expired (10 minutes); send a new one.
+    VerificationCodeExpired => (UNPROCESSABLE_ENTITY, "verification_code_expired", "Verification code expired", "验证码已过期", "验证码已过期（10 分钟），请重新发送", false),
+    /// Five wrong tries locked this SMS code; send a new one.
+    VerificationCodeLocked => (UNPROCESSABLE_ENTITY, "verification_code_locked", "Verification code locked", "验证码已锁定", "错误次数过多，此验证码已锁定，请重新发送", false),
+    /// Too many codes sent to this number or for this order; retry after `Retry-After`.
+    VerificationRateLimited => (TOO_MANY_REQUESTS, "verification_rate_limited", "Too many verification codes", "验证码发送过于频繁", "此号码或订单发送的验证码过多，请在 Retry-After 所示时间后重试", true),
+    /// The SMS provider is down, slow, or not configured for this number; retry later.
+    SmsProviderUnavailable => (SERVICE_UNAVAILABLE, "sms_provider_unavailable", "SMS provider unavailable", "短信服务暂不可用", "短信服务商不可用、响应过慢或未配置此号码，请稍后重试", true),
+    /// The SMS provider refused the message (e.g. the number cannot receive it).
+    SmsProviderRejected => (BAD_GATEWAY, "sms_provider_rejected", "SMS provider refused", "短信被拒绝", "短信服务商拒绝了此消息（例如号码无法接收）", false),
 }
 
 /// One invalid field of a request.
@@ -157,6 +187,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub request_id: Option<String>,
+    /// `verification_code_invalid`: how many more tries this SMS code takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0, maximum = 5)]
+    pub attempts_left: Option<u32>,
 }
 
 /// RFC 6749 §5.2 error codes, used only by the token endpoint.
@@ -187,6 +221,8 @@ pub enum ApiError {
         errors: Vec<FieldError>,
         /// `Allow`, `WWW-Authenticate`, `Retry-After` and the like.
         headers: Vec<(header::HeaderName, HeaderValue)>,
+        /// The problem's `attempts_left` member (a wrong SMS code).
+        attempts_left: Option<u32>,
     },
     /// A token endpoint failure, answered in RFC 6749's format.
     #[error("oauth {error:?}: {description}")]
@@ -214,6 +250,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             headers: Vec::new(),
+            attempts_left: None,
         }
     }
 
@@ -240,11 +277,20 @@ impl ApiError {
             detail,
             errors,
             headers: Vec::new(),
+            attempts_left: None,
         }
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
+    }
+
+    /// Adds the `attempts_left` member (only to client-facing problems).
+    pub fn with_attempts_left(mut self, left: u32) -> Self {
+        if let Self::Problem { attempts_left, .. } = &mut self {
+            *attempts_left = Some(left);
+        }
+        self
     }
 
     /// Adds a response header (only to client-facing problems).
@@ -385,6 +431,10 @@ impl ResponseError for ApiError {
             return oauth_response(self.code().status(), *error, description, *basic_challenge);
         }
         let code = self.code();
+        let attempts_left = match self {
+            Self::Problem { attempts_left, .. } => *attempts_left,
+            _ => None,
+        };
         let (detail, errors, headers) = match self {
             Self::Problem {
                 detail,
@@ -422,15 +472,23 @@ impl ResponseError for ApiError {
                 )
             }
         };
+        // In Chinese the detail leads with what the code means; the specifics (ids,
+        // amounts, field names) follow as they were written.
+        let lang = crate::request_scope::current_lang();
+        let detail = match lang {
+            crate::i18n::Lang::En => detail,
+            crate::i18n::Lang::ZhCn => format!("{}（{detail}）", code.explained_zh()),
+        };
         let problem = Problem {
             type_uri: format!("{PROBLEM_TYPE_BASE}{}", code.as_str()),
-            title: code.title().to_owned(),
+            title: code.title_in(lang).to_owned(),
             status: code.status().as_u16(),
             detail,
             code,
             retryable: code.retryable(),
             errors,
             request_id: crate::request_scope::current_request_id(),
+            attempts_left,
         };
         let mut response = HttpResponse::build(code.status());
         response.content_type("application/problem+json");

@@ -15,6 +15,7 @@ pub mod events;
 pub mod fulfilment;
 pub mod health;
 pub mod http;
+pub mod i18n;
 pub mod idempotency;
 pub mod notifications;
 pub mod openapi;
@@ -28,6 +29,7 @@ pub mod state;
 pub mod subscriptions;
 pub mod telemetry;
 pub mod usage;
+pub mod verification;
 pub mod wallet;
 
 #[cfg(test)]
@@ -59,6 +61,7 @@ mod tests {
         });
         check(crate::events::delivery::DeliveryStatus::ALL, |v| v.as_str());
         check(crate::domain::ProfileState::ALL, |v| v.as_str());
+        check(crate::verification::store::CodeStatus::ALL, |v| v.as_str());
         check(crate::notifications::store::NoticeKind::ALL, |v| v.as_str());
         check(crate::subscriptions::model::SubscriptionStatus::ALL, |v| {
             v.as_str()

@@ -9,7 +9,8 @@ use simrenew::app::{self, ServerOptions};
 use simrenew::auth::scopes::ScopeSet;
 use simrenew::clock::Clock;
 use simrenew::config::{
-    ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, PaymentArgs, ServeArgs, Settings, WebhookArgs,
+    ActivationArgs, AuthArgs, DatabaseArgs, LogArgs, PaymentArgs, ServeArgs, Settings, SmsArgs,
+    WebhookArgs,
 };
 use simrenew::db::Db;
 use simrenew::partners::{self, model::NewPartner};
@@ -36,6 +37,9 @@ struct Cli {
 
     #[command(flatten)]
     webhooks: WebhookArgs,
+
+    #[command(flatten)]
+    sms: SmsArgs,
 
     #[command(flatten)]
     log: LogArgs,
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
         &cli.activation,
         &cli.payments,
         &cli.webhooks,
+        &cli.sms,
     )
     .and_then(|settings| match cli.command {
         Command::Serve(args) => serve(settings, args),
@@ -211,6 +216,10 @@ fn serve(mut settings: Settings, args: ServeArgs) -> Result<(), String> {
     if args.demo {
         // A demo's webhook receiver runs on the same machine.
         settings.webhooks.allow_private_targets = true;
+        if settings.sms.routes.is_empty() {
+            // Codes a demo sends are read back at GET /v1/sandbox/sms.
+            settings.sms.sandbox_everywhere();
+        }
     }
     let db = Db::new(&settings.database_url, &settings.pool);
     if !args.no_migrate {

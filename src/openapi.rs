@@ -464,24 +464,39 @@ fn name_optional_request_body(operation: &mut Value) {
     }
 }
 
-/// The document a server with this configuration serves: without the sandbox's
-/// operations when the sandbox is off (they answer `404` there).
-pub fn served(mut doc: Value, sandbox: bool) -> Value {
-    if !sandbox {
-        if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
-            paths.retain(|_, item| {
-                !item
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|ops| ops.values())
-                    .any(|op| {
-                        op["tags"]
-                            .as_array()
-                            .is_some_and(|t| t.contains(&json!("sandbox")))
-                    })
-            });
-        }
+/// The document a server with this configuration serves: without a sandbox's
+/// operations when that sandbox is off (they answer `404` there).
+pub fn served(mut doc: Value, sandboxes: Sandboxes) -> Value {
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        paths.retain(|path, item| {
+            let sandboxed = item
+                .as_object()
+                .into_iter()
+                .flat_map(|ops| ops.values())
+                .any(|op| {
+                    op["tags"]
+                        .as_array()
+                        .is_some_and(|t| t.contains(&json!("sandbox")))
+                });
+            match (sandboxed, path.starts_with(SMS_SANDBOX_PATH)) {
+                (false, _) => true,
+                (true, true) => sandboxes.sms,
+                (true, false) => sandboxes.payments,
+            }
+        });
+    }
+    if !sandboxes.payments {
         add_links(&mut doc);
     }
     doc
 }
+
+/// Which sandboxes a deployment runs: the payment provider's, the SMS provider's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sandboxes {
+    pub payments: bool,
+    pub sms: bool,
+}
+
+/// The SMS sandbox's outbox (served when an SMS route goes to the sandbox).
+pub const SMS_SANDBOX_PATH: &str = "/v1/sandbox/sms";

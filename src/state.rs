@@ -2,6 +2,8 @@
 //! capability's long-lived parts, built once at start. `app` registers each part with
 //! actix on its own; handlers take the parts they need, never the whole.
 
+use crate::verification::sms::Sms;
+use crate::verification::{Verification, VerificationKey};
 use std::sync::Arc;
 
 use crate::auth::keys::KeyRing;
@@ -27,6 +29,7 @@ pub struct AppState {
     pub catalog: Arc<CatalogCache>,
     pub payments: Arc<Payments>,
     pub webhooks: Arc<Webhooks>,
+    pub verification: Arc<Verification>,
 }
 
 impl AppState {
@@ -56,6 +59,10 @@ impl AppState {
         secrets::warm_up();
         let payments = build_payments(&settings.payments)?;
         let webhooks = Webhooks::new(settings.webhooks.clone())?;
+        let verification = Verification {
+            sms: Sms::new(settings.sms.clone())?,
+            key: VerificationKey::new(settings.sms.verification_key.clone()),
+        };
         Ok(Self {
             db,
             clock,
@@ -64,6 +71,7 @@ impl AppState {
             catalog: Arc::new(CatalogCache::default()),
             payments: Arc::new(payments),
             webhooks: Arc::new(webhooks),
+            verification: Arc::new(verification),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! an SGP.22 activation code (and its QR); an FM card gets its term over the air.
 //! Confirmation creates the term, in the same transaction as the state changes.
 
+pub mod instructions;
 pub mod profile;
 pub mod qr;
 pub mod renewal;
@@ -70,9 +71,25 @@ pub struct ActivationRow {
     pub failure_reason: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The code is withheld until the subscriber confirms an SMS code.
+    pub verification_required: bool,
+    pub verified_at: Option<NaiveDateTime>,
+    pub verified_msisdn: Option<String>,
 }
 
 impl ActivationRow {
+    /// Its code is withheld: verification is required and has not happened yet.
+    pub fn awaits_verification(&self) -> bool {
+        self.verification_required
+            && self.verified_at.is_none()
+            && self.status == ActivationStatus::Pending
+    }
+
+    /// The activation code as it may be shown now: withheld while verification is due.
+    pub fn released_code(&self) -> Option<String> {
+        self.lpa_code().filter(|_| !self.awaits_verification())
+    }
+
     /// `LPA:1$<SM-DP+ address>$<matching id>` (GSMA SGP.22 activation code).
     pub fn lpa_code(&self) -> Option<String> {
         match (&self.smdp_address, &self.matching_id) {
@@ -80,6 +97,19 @@ impl ActivationRow {
             _ => None,
         }
     }
+}
+
+/// Where an activation stands, as shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationState {
+    /// Waiting for the renewal to take effect (the code is shown, when there is one).
+    Pending,
+    /// The subscriber must confirm an SMS code first
+    /// (`POST …/activation/verification`); no code, QR or link is shown until then.
+    VerificationRequired,
+    Confirmed,
+    Failed,
 }
 
 /// How a renewal reaches the card and whether it took effect.
@@ -90,7 +120,7 @@ pub struct Activation {
     pub iccid: String,
     pub card_type: CardType,
     pub mode: ActivationMode,
-    pub status: ActivationStatus,
+    pub status: ActivationState,
     /// eSIM: the SGP.22 activation code to scan or paste, `LPA:1$<SM-DP+>$<matching id>`.
     #[schema(example = "LPA:1$smdp.simrenew.test$K2Q8ZC4M7T1X9B6W3N5R")]
     pub lpa_activation_code: Option<String>,
@@ -116,11 +146,20 @@ pub struct Activation {
     /// eSIM: what the SM-DP+ reported for this activation code, in the order it
     /// happened (the latest 100).
     pub profile_history: Vec<ProfileEvent>,
+    /// When the subscriber's SMS code was confirmed (`null`: not needed, or not yet).
+    pub verified_at: Option<DateTime<Utc>>,
 }
 
 impl Activation {
     fn build(row: &ActivationRow, history: &[ProfileEventRow]) -> Result<Self, ApiError> {
-        let code = row.lpa_code();
+        let code = row.released_code();
+        let withheld = row.awaits_verification();
+        let status = match row.status {
+            ActivationStatus::Pending if withheld => ActivationState::VerificationRequired,
+            ActivationStatus::Pending => ActivationState::Pending,
+            ActivationStatus::Confirmed => ActivationState::Confirmed,
+            ActivationStatus::Failed => ActivationState::Failed,
+        };
         let qr = |ext: &str| {
             code.as_ref()
                 .map(|_| format!("/v1/orders/{}/activation/qr.{ext}", row.order_id))
@@ -130,7 +169,7 @@ impl Activation {
             iccid: row.iccid.clone(),
             card_type: row.card_type,
             mode: row.mode,
-            status: row.status,
+            status,
             apple_install_url: code.as_ref().map(|code| {
                 format!(
                     "{APPLE_INSTALL_BASE}{}",
@@ -140,8 +179,8 @@ impl Activation {
             qr_code_svg_url: qr("svg"),
             qr_code_png_url: qr("png"),
             lpa_activation_code: code,
-            smdp_address: row.smdp_address.clone(),
-            matching_id: row.matching_id.clone(),
+            smdp_address: row.smdp_address.clone().filter(|_| !withheld),
+            matching_id: row.matching_id.clone().filter(|_| !withheld),
             effective_from: row.effective_from.map(time::from_db),
             valid_until: row.valid_until.map(time::from_db),
             previous_valid_until: row.previous_valid_until.map(time::from_db),
@@ -152,6 +191,7 @@ impl Activation {
                 .iter()
                 .map(ProfileEvent::try_from)
                 .collect::<Result<_, _>>()?,
+            verified_at: row.verified_at.map(time::from_db),
         })
     }
 }
@@ -223,12 +263,14 @@ impl Confirmation {
 
 /// The pending activation of an order whose renewal starts now: an eSIM with an
 /// installed profile is renewed in place, another gets a fresh matching id at
-/// `smdp_address`, an FM card goes over the air.
+/// `smdp_address` (withheld until the subscriber is verified, if `verify_subscriber`),
+/// an FM card goes over the air.
 pub fn new_pending(
     order_id: &str,
     iccid: &str,
     card_type: CardType,
     profile_installed: bool,
+    verify_subscriber: bool,
     smdp_address: &str,
     now: NaiveDateTime,
 ) -> ActivationRow {
@@ -257,6 +299,9 @@ pub fn new_pending(
         failure_reason: None,
         created_at: now,
         updated_at: now,
+        verification_required: verify_subscriber && mode == ActivationMode::EsimProfile,
+        verified_at: None,
+        verified_msisdn: None,
     }
 }
 
@@ -293,6 +338,14 @@ pub fn not_paid(order: &OrderRow) -> ApiError {
         ),
     };
     ApiError::new(ErrorCode::InvalidStateTransition, detail)
+}
+
+/// `409 verification_required`: the code is withheld until the subscriber is verified.
+pub fn awaiting_verification() -> ApiError {
+    ApiError::new(
+        ErrorCode::VerificationRequired,
+        "the subscriber must confirm an SMS code first: POST /v1/orders/{id}/activation/verification",
+    )
 }
 
 /// `409`: a failed activation stays failed.

@@ -5,6 +5,7 @@ use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{get, web, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::instructions::{Instructions, InstructionsQuery};
 use super::{Activation, ActivationRow, Caller};
 use crate::auth::principal::{require, Authorized, Principal};
 use crate::db::Db;
@@ -12,6 +13,7 @@ use crate::error::{ApiError, Problem};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_activation)
+        .service(get_activation_instructions)
         .service(activation_qr_svg)
         .service(activation_qr_png);
 }
@@ -58,12 +60,53 @@ async fn get_activation(
 }
 
 async fn lpa_code(db: &Db, principal: Principal, order_id: uuid::Uuid) -> Result<String, ApiError> {
-    owned_activation(db, principal, order_id)
-        .await?
-        .lpa_code()
-        .ok_or_else(|| {
+    let row = owned_activation(db, principal, order_id).await?;
+    if row.awaits_verification() {
+        return Err(super::awaiting_verification());
+    }
+    row.lpa_code().ok_or_else(|| {
             ApiError::not_found("this activation has no QR code: FM cards and installed eSIM profiles are renewed over the air")
         })
+}
+
+/// How to install the renewal, step by step, for iOS or Android, in the language of
+/// `Accept-Language` (`zh-CN` or `en`).
+///
+/// A new eSIM profile: the QR path, the manual path (SM-DP+ address and matching id),
+/// and on iOS Apple's direct link; an FM card or an installed eSIM renewed in place:
+/// the over-the-air explanation and what to do if the new term has not appeared.
+#[utoipa::path(
+    operation_id = "get_activation_instructions",
+    tag = "activation",
+    params(("id" = uuid::Uuid, Path, description = "Order id"), InstructionsQuery),
+    responses(
+        (status = 200, body = Instructions),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not paid yet, or `verification_required`.", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "`platform` is not ios or android.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
+)]
+#[get("/v1/orders/{id}/activation/instructions")]
+async fn get_activation_instructions(
+    auth: Authorized<require::OrdersRead>,
+    db: web::Data<Db>,
+    id: web::Path<uuid::Uuid>,
+    query: web::Query<InstructionsQuery>,
+) -> Result<web::Json<Instructions>, ApiError> {
+    let platform = query.platform()?;
+    let lang = crate::request_scope::current_lang();
+    let caller = Caller::Partner(auth.principal.partner_id);
+    let order_id = id.into_inner().to_string();
+    let guide = db
+        .run(move |conn| {
+            let row = super::get(conn, &caller, &order_id)?;
+            let shown = super::view(conn, &row)?;
+            super::instructions::guide(&row, &shown, platform, lang)
+        })
+        .await?;
+    Ok(web::Json(guide))
 }
 
 fn private() -> CacheControl {
@@ -79,7 +122,7 @@ fn private() -> CacheControl {
         (status = 200, description = "The QR code of the LPA activation code.", body = String, content_type = "image/svg+xml"),
         (status = 404, description = "No such order among yours, or an FM order (no code).", body = Problem,
          content_type = "application/problem+json"),
-        (status = 409, description = "The order is not paid.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not paid, or `verification_required`: the subscriber has not confirmed the SMS code yet.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
 )]
@@ -105,7 +148,7 @@ async fn activation_qr_svg(
         (status = 200, description = "The QR code of the LPA activation code.", body = String, content_type = "image/png"),
         (status = 404, description = "No such order among yours, or an FM order (no code).", body = Problem,
          content_type = "application/problem+json"),
-        (status = 409, description = "The order is not paid.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not paid, or `verification_required`: the subscriber has not confirmed the SMS code yet.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
 )]

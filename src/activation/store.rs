@@ -115,3 +115,33 @@ pub fn any_confirmed(conn: &mut DbConnection, iccid: &str) -> QueryResult<bool> 
         .get_result::<i64>(conn)?
         > 0)
 }
+
+/// Locks the activation's row until the transaction ends (verification sends for one
+/// order are counted one after another).
+pub fn lock(conn: &mut DbConnection, order_id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(activations::table.find(order_id))
+        .set(activations::updated_at.eq(now))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records that the subscriber confirmed the SMS code: the code is released.
+pub fn record_verification(
+    conn: &mut DbConnection,
+    order_id: &str,
+    msisdn: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        activations::table
+            .find(order_id)
+            .filter(activations::verified_at.is_null()),
+    )
+    .set((
+        activations::verified_at.eq(now),
+        activations::verified_msisdn.eq(msisdn),
+        activations::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(drop)
+}

@@ -344,6 +344,7 @@ pub async fn import_cards(
                 detail: format!("{} of these ICCIDs are already registered", taken.len()),
                 errors,
                 headers: Vec::new(),
+                attempts_left: None,
             });
         }
         for row in &rows {

@@ -73,6 +73,7 @@ diesel::table! {
         token_generation -> Integer,
         rate_limit_per_second -> Nullable<Integer>,
         rate_limit_burst -> Nullable<Integer>,
+        verify_subscriber_before_release -> Bool,
     }
 }
 
@@ -328,6 +329,24 @@ diesel::table! {
         failure_reason -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        verification_required -> Bool,
+        verified_at -> Nullable<Timestamp>,
+        verified_msisdn -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    verification_codes (id) {
+        id -> Text,
+        order_id -> Text,
+        msisdn -> Text,
+        code_hash -> Text,
+        provider -> Text,
+        provider_message_id -> Nullable<Text>,
+        status -> Text,
+        checks -> Integer,
+        sent_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }
 
@@ -439,4 +458,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     card_notices,
     profile_events,
     subscriptions,
+    verification_codes,
 );

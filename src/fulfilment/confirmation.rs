@@ -44,6 +44,9 @@ pub fn confirm_in(
     match existing.status {
         ActivationStatus::Confirmed => return Ok(existing),
         ActivationStatus::Failed => return Err(activation::already_failed()),
+        ActivationStatus::Pending if existing.awaits_verification() => {
+            return Err(activation::awaiting_verification())
+        }
         ActivationStatus::Pending => {}
     }
     card_store::lock_card(conn, &order.iccid, now)?;

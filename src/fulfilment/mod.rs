@@ -10,6 +10,7 @@ pub mod cancellation;
 pub mod checkout;
 pub mod confirmation;
 pub mod profile_events;
+pub mod receipts;
 pub mod refunds;
 pub mod renewals;
 pub mod routes;
@@ -43,7 +44,8 @@ pub fn mark_paid_in(
 
 /// Makes a paid order's pending activation, the moment its renewal starts: an eSIM
 /// whose profile is known to be installed (the SM-DP+ says so, or nothing was reported
-/// and an earlier renewal of it was confirmed) is renewed in place, without a new code.
+/// and an earlier renewal of it was confirmed) is renewed in place, without a new code;
+/// a new code is withheld until the subscriber is verified if the partner wants that.
 pub fn open_activation_in(
     conn: &mut DbConnection,
     order: &OrderRow,
@@ -57,11 +59,15 @@ pub fn open_activation_in(
             Some(state) => state.is_installed(),
             None => activation::store::any_confirmed(conn, &card.iccid)?,
         };
+    let verify = crate::partners::store::find_partner(conn, &order.partner_id)?
+        .ok_or_else(|| ApiError::internal("an order's partner is missing"))?
+        .verify_subscriber_before_release;
     let pending = activation::new_pending(
         &order.id,
         &order.iccid,
         card.card_type,
         installed,
+        verify,
         smdp_address,
         now,
     );

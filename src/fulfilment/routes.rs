@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::profile_events::{self, ProfileEventOutcome};
+use super::receipts::{self, Receipt};
 use super::settlement;
 use super::{cancellation, checkout, confirmation, refunds};
 use crate::activation::profile::ProfileEventBatch;
@@ -34,7 +35,79 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(confirm_activation)
         .service(fail_activation)
         .service(report_profile_events)
+        .service(get_receipt)
+        .service(get_receipt_html)
         .service(webhook);
+}
+
+/// A paid order's receipt (交易凭证): seller, buyer, card, plan, period, amount,
+/// payment and refund.
+#[utoipa::path(
+    operation_id = "get_receipt",
+    tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Receipt),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state_transition`: not paid (no receipt yet).", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
+)]
+#[get("/v1/orders/{id}/receipt")]
+async fn get_receipt(
+    auth: Authorized<require::OrdersRead>,
+    db: web::Data<Db>,
+    settings: web::Data<Settings>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<Receipt>, ApiError> {
+    Ok(web::Json(
+        receipts::receipt(
+            &db,
+            settings.seller_name.clone(),
+            auth.principal.partner_id,
+            id.into_inner().to_string(),
+        )
+        .await?,
+    ))
+}
+
+/// The receipt as a printable page, in the language of `Accept-Language` (`zh-CN` or
+/// `en`): UTF-8, inline styles, no external assets.
+#[utoipa::path(
+    operation_id = "get_receipt_html",
+    tag = "orders",
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "No such order among yours.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_state_transition`: not paid (no receipt yet).", body = Problem,
+         content_type = "application/problem+json"),
+    ),
+    security(("oauth2" = ["orders:read"]), ("bearer" = ["orders:read"]))
+)]
+#[get("/v1/orders/{id}/receipt.html")]
+async fn get_receipt_html(
+    auth: Authorized<require::OrdersRead>,
+    db: web::Data<Db>,
+    settings: web::Data<Settings>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let receipt = receipts::receipt(
+        &db,
+        settings.seller_name.clone(),
+        auth.principal.partner_id,
+        id.into_inner().to_string(),
+    )
+    .await?;
+    let page = receipts::html(&receipt, crate::request_scope::current_lang());
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ))
+        .body(page))
 }
 
 /// Largest profile event report: 500 events whose every text field is at its longest,

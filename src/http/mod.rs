@@ -4,6 +4,7 @@
 pub mod body_deadline;
 pub mod extractors;
 pub mod fallback;
+pub mod language;
 pub mod metrics;
 pub mod rate_limit_headers;
 pub mod request_id;

@@ -25,6 +25,7 @@ pub struct PartnerRow {
     pub updated_at: NaiveDateTime,
     pub rate_limit_per_second: Option<i32>,
     pub rate_limit_burst: Option<i32>,
+    pub verify_subscriber_before_release: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -48,6 +49,8 @@ pub struct Partner {
     pub scopes: Vec<Scope>,
     /// Its own request quota; `null`: the deployment's default (see `RateLimit-Policy`).
     pub rate_limit: Option<RateQuota>,
+    /// New eSIM activation codes are withheld until the subscriber confirms an SMS code.
+    pub verify_subscriber_before_release: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -64,6 +67,7 @@ impl TryFrom<PartnerRow> for Partner {
                 .map_err(|e| ApiError::internal(format!("unreadable stored scopes: {e}")))?
                 .to_vec(),
             rate_limit: stored_quota((row.rate_limit_per_second, row.rate_limit_burst))?,
+            verify_subscriber_before_release: row.verify_subscriber_before_release,
             name: row.name,
             status: row.status,
             created_at: time::from_db(row.created_at),

@@ -161,3 +161,20 @@ pub fn revoke_credential(
     }
     Ok(exists)
 }
+
+/// Sets whether new eSIM codes wait for the subscriber's SMS verification; `false` when
+/// there is no such partner.
+pub fn set_verification(
+    conn: &mut DbConnection,
+    id: &str,
+    required: bool,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(partners::table.find(id))
+        .set((
+            partners::verify_subscriber_before_release.eq(required),
+            partners::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+}

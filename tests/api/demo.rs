@@ -30,7 +30,7 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|part| part.strip_prefix(&format!("{name}=")))
 }
 
-async fn start_demo(database_url: &str) -> Demo {
+async fn start_demo(database_url: &str, log: &std::path::Path) -> Demo {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,8 +39,10 @@ async fn start_demo(database_url: &str) -> Demo {
     let mut child = Command::new(env!("CARGO_BIN_EXE_simrenew"))
         .args(["serve", "--demo", "--bind", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", database_url)
-        .env("SIMRENEW_LOG", "warn")
+        // Everything the service logs, to show that no verification code is in it.
+        .env("SIMRENEW_LOG", "debug")
         .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -88,7 +90,8 @@ async fn start_demo(database_url: &str) -> Demo {
 async fn the_readme_walk_works_on_a_fresh_demo() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("demo.db").display());
-    let demo = start_demo(&database_url).await;
+    let log = dir.path().join("demo.log");
+    let demo = start_demo(&database_url, &log).await;
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", demo.base);
 
@@ -160,13 +163,47 @@ async fn the_readme_walk_works_on_a_fresh_demo() {
     assert_eq!(order["status"], "paid");
     assert!(order["receipt_number"].as_str().unwrap().starts_with("R-"));
     let order_id = order["id"].as_str().unwrap().to_owned();
-    // 6. activation and its QR
-    let activation: Value = get(format!("/v1/orders/{order_id}/activation"))
+    // 6. the subscriber confirms the SMS code first; then the activation code and its QR
+    let withheld: Value = get(format!("/v1/orders/{order_id}/activation"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    assert_eq!(withheld["status"], "verification_required");
+    assert_eq!(withheld["lpa_activation_code"], Value::Null);
+    let msisdn = "+8613800138000";
+    let sent = http
+        .post(url(&format!(
+            "/v1/orders/{order_id}/activation/verification"
+        )))
+        .bearer_auth(&token)
+        .json(&json!({ "msisdn": msisdn }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    let sms: Value = get("/v1/sandbox/sms?msisdn=%2B8613800138000".to_owned())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = sms["code"].as_str().unwrap().to_owned();
+    assert!(sms["text"].as_str().unwrap().contains(&code));
+    let activation: Value = http
+        .post(url(&format!(
+            "/v1/orders/{order_id}/activation/verification/check"
+        )))
+        .bearer_auth(&token)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(activation["status"], "pending");
     assert!(activation["lpa_activation_code"]
         .as_str()
         .unwrap()
@@ -209,6 +246,15 @@ async fn the_readme_walk_works_on_a_fresh_demo() {
         100_000 - order["amount"].as_i64().unwrap()
     );
     drop(demo);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("verification code sent"),
+        "the send is logged (without its code)"
+    );
+    assert!(
+        !logged.contains(&code),
+        "the verification code reached the log"
+    );
 
     // A second start on the same database seeds nothing and prints no secret. (Its port is
     // taken, so it stops right after the seeding step.)

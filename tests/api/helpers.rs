@@ -293,7 +293,9 @@ impl TestApp {
             .expect("raw SQL");
     }
 
-    /// Creates a partner directly (as `simrenew partner create` does).
+    /// Creates a partner directly (as `simrenew partner create` does), with subscriber
+    /// verification off: tests of other capabilities read eSIM codes straight away
+    /// (tests of verification turn it on, and check that it is on by default).
     pub async fn create_partner(&self, name: &str, scopes: &[Scope]) -> TestPartner {
         let created = partners::create_partner(
             &self.store,
@@ -304,6 +306,10 @@ impl TestApp {
         )
         .await
         .expect("create partner");
+        self.sql(&format!(
+            "UPDATE partners SET verify_subscriber_before_release = false WHERE id = '{}'",
+            created.partner_id
+        ));
         TestPartner {
             id: created.partner_id.to_string(),
             client_id: created.client_id,

@@ -192,15 +192,25 @@ mod served {
             .await;
         assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
 
+        // The payments sandbox alone: its operations, not the SMS outbox.
+        let payments_only = TestApp::spawn_configured(backend, |settings| {
+            settings.payments.routes = vec![(PaymentMethod::Card, ProviderKind::Sandbox)];
+        })
+        .await;
+        let paths = served_paths(&payments_only).await;
+        assert!(paths.iter().any(|p| p.starts_with("/v1/sandbox/payments/")));
+        assert!(!paths.contains(&"/v1/sandbox/sms".to_owned()), "{paths:?}");
+
         let sandboxed = TestApp::spawn_configured(backend, |settings| {
             settings.payments.routes = vec![(PaymentMethod::Card, ProviderKind::Sandbox)];
+            settings.sms.sandbox_everywhere();
         })
         .await;
         let served: Value = sandboxed.get("/openapi.json").await.json().await.unwrap();
         let committed: Value = serde_json::from_str(&simrenew::app::document_json()).unwrap();
         assert_eq!(
             served, committed,
-            "with the sandbox on, the served document is the committed one"
+            "with both sandboxes on, the served document is the committed one"
         );
     }
 
