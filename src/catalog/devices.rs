@@ -1,6 +1,7 @@
 //! "Does my phone take an eSIM?": a device list shipped with the service (devices.json),
 //! plus models operators add, matched ignoring case, spacing and the brand name.
 
+use crate::i18n::Lang;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -17,7 +18,26 @@ use crate::db::DbConnection;
 use crate::domain::time;
 use crate::error::{ApiError, FieldError, Problem};
 
+/// Longest note an operator may set.
+const MAX_NOTE_CHARS: usize = 500;
 const FM_NOTE: &str = "FM cards need only a SIM slot: any phone takes them.";
+const FM_NOTE_ZH: &str = "FM 卡只需 SIM 卡槽：任何手机都能用。";
+
+/// The shipped list's notes in Chinese (the list itself is English).
+fn shipped_note_zh(note: &str) -> Option<&'static str> {
+    Some(match note {
+        "Models sold in mainland China, Hong Kong and Macao usually have two physical SIM slots and no eSIM." => {
+            "在中国大陆、香港和澳门销售的机型通常为双实体 SIM 卡槽，不支持 eSIM。"
+        }
+        "Only the US Google Fi variant has an eSIM." => "仅美国 Google Fi 版本支持 eSIM。",
+        "Some regional variants (e.g. mainland China) lack eSIM." => {
+            "部分地区版本（例如中国大陆版）不支持 eSIM。"
+        }
+        "Only some regional variants support eSIM." => "仅部分地区版本支持 eSIM。",
+        "Not in mainland China variants." => "中国大陆版本不支持。",
+        _ => return None,
+    })
+}
 const BRANDS: [&str; 12] = [
     "apple",
     "google",
@@ -117,7 +137,11 @@ pub struct NewDevice {
     )]
     pub model: String,
     pub esim_supported: bool,
+    #[schema(max_length = 500)]
     pub note: Option<String>,
+    /// The note in Simplified Chinese (shown to `Accept-Language: zh-CN`).
+    #[schema(max_length = 500)]
+    pub note_zh: Option<String>,
 }
 
 /// A device model an operator added.
@@ -126,37 +150,59 @@ pub struct Device {
     pub model: String,
     pub esim_supported: bool,
     pub note: Option<String>,
+    pub note_zh: Option<String>,
 }
 
-fn lookup_added(
-    conn: &mut DbConnection,
-    key: &str,
-) -> QueryResult<Option<(String, bool, Option<String>)>> {
+/// A listed model: its name, whether it takes an eSIM, and its notes.
+type Listed = (String, bool, Option<String>, Option<String>);
+
+fn lookup_added(conn: &mut DbConnection, key: &str) -> QueryResult<Option<Listed>> {
     devices::table
         .find(key)
-        .select((devices::model, devices::esim_supported, devices::note))
+        .select((
+            devices::model,
+            devices::esim_supported,
+            devices::note,
+            devices::note_zh,
+        ))
         .first(conn)
         .optional()
 }
 
 /// The answer for `model`: operator-added models first, then the shipped list.
-pub fn check(model: &str, added: Option<(String, bool, Option<String>)>) -> Compatibility {
+pub fn check(model: &str, added: Option<Listed>, lang: Lang) -> Compatibility {
     let found = added.or_else(|| {
         SHIPPED.get(&model_key(model)).map(|device| {
             (
                 format!("{} {}", device.brand, device.model),
                 device.esim_supported,
                 device.note.clone(),
+                device
+                    .note
+                    .as_deref()
+                    .and_then(shipped_note_zh)
+                    .map(str::to_owned),
             )
         })
     });
+    let fm_note = lang.pick(FM_NOTE, FM_NOTE_ZH);
     match found {
-        Some((matched, esim, note)) => {
-            let verdict = if esim { "This model supports eSIM." } else { "This model has no eSIM." };
-            let mut text = format!("{verdict} {FM_NOTE}");
-            if let Some(note) = note {
-                text = format!("{verdict} {note} {FM_NOTE}");
-            }
+        Some((matched, esim, note, note_zh)) => {
+            let verdict = match (esim, lang) {
+                (true, Lang::En) => "This model supports eSIM.",
+                (false, Lang::En) => "This model has no eSIM.",
+                (true, Lang::ZhCn) => "该机型支持 eSIM。",
+                (false, Lang::ZhCn) => "该机型不支持 eSIM。",
+            };
+            let note = match lang {
+                Lang::ZhCn => note_zh.or(note),
+                Lang::En => note,
+            };
+            let separator = lang.pick(" ", "");
+            let text = match note {
+                Some(note) => format!("{verdict}{separator}{note}{separator}{fm_note}"),
+                None => format!("{verdict}{separator}{fm_note}"),
+            };
             Compatibility {
                 model: model.to_owned(),
                 known: true,
@@ -170,7 +216,10 @@ pub fn check(model: &str, added: Option<(String, bool, Option<String>)>) -> Comp
             known: false,
             esim_supported: None,
             matched_model: None,
-            note: format!("This model is not on our list; check the phone's settings for \"Add eSIM\". {FM_NOTE}"),
+            note: match lang {
+                Lang::En => format!("This model is not on our list; check the phone's settings for \"Add eSIM\". {FM_NOTE}"),
+                Lang::ZhCn => format!("该机型不在我们的列表中；请在手机设置中查看是否有“添加 eSIM”。{FM_NOTE_ZH}"),
+            },
         },
     }
 }
@@ -206,7 +255,11 @@ async fn compatibility(
     let added = db
         .run(move |conn| lookup_added(conn, &key).map_err(ApiError::from))
         .await?;
-    Ok(web::Json(check(&model, added)))
+    Ok(web::Json(check(
+        &model,
+        added,
+        crate::request_scope::current_lang(),
+    )))
 }
 
 /// Add or correct a device model.
@@ -236,16 +289,26 @@ async fn add_device(
             format!("must name a model in 1 to {MAX_MODEL_CHARS} characters"),
         )]));
     }
-    let note = device
-        .note
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
+    let clean = |note: Option<String>| note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    let too_long = [&device.note, &device.note_zh].iter().any(|n| {
+        n.as_deref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+    });
+    if too_long {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "note",
+            format!("notes must be at most {MAX_NOTE_CHARS} characters"),
+        )]));
+    }
+    let note = clean(device.note);
+    let note_zh = clean(device.note_zh);
     let esim = device.esim_supported;
     let now = time::to_db(time::now());
     let stored = Device {
         model: model.clone(),
         esim_supported: esim,
         note: note.clone(),
+        note_zh: note_zh.clone(),
     };
     db.transaction(move |conn| {
         diesel::delete(devices::table.find(&key)).execute(conn)?;
@@ -255,6 +318,7 @@ async fn add_device(
                 devices::model.eq(&model),
                 devices::esim_supported.eq(esim),
                 devices::note.eq(&note),
+                devices::note_zh.eq(&note_zh),
                 devices::created_at.eq(now),
             ))
             .execute(conn)
@@ -289,18 +353,55 @@ mod tests {
             ("Samsung Galaxy Z Fold5", true),
             ("Galaxy Z Flip", true),
         ] {
-            let answer = check(model, None);
+            let answer = check(model, None, Lang::En);
             assert!(answer.known, "{model}");
             assert_eq!(answer.esim_supported, Some(esim), "{model}");
             assert!(answer.note.contains("FM cards need only a SIM slot"));
         }
-        let unknown = check("Nokia 3310", None);
+        let unknown = check("Nokia 3310", None, Lang::En);
         assert!(!unknown.known && unknown.esim_supported.is_none());
     }
 
     #[test]
+    fn notes_are_in_chinese_when_asked_and_every_shipped_note_has_a_translation() {
+        let answer = check("iPhone 15 Pro", None, Lang::ZhCn);
+        assert!(
+            answer.note.starts_with("该机型支持 eSIM。"),
+            "{}",
+            answer.note
+        );
+        assert!(answer.note.contains("在中国大陆"), "{}", answer.note);
+        for device in SHIPPED.values() {
+            if let Some(note) = &device.note {
+                assert!(shipped_note_zh(note).is_some(), "no Chinese for {note:?}");
+            }
+        }
+        let operator = check(
+            "Phone",
+            Some((
+                "Phone".into(),
+                true,
+                Some("EU only".into()),
+                Some("仅欧盟版".into()),
+            )),
+            Lang::ZhCn,
+        );
+        assert!(operator.note.contains("仅欧盟版"));
+        let fallback = check(
+            "Phone",
+            Some(("Phone".into(), true, Some("EU only".into()), None)),
+            Lang::ZhCn,
+        );
+        assert!(fallback.note.contains("EU only"), "English when no Chinese");
+    }
+
+    #[test]
     fn an_operator_entry_wins_over_the_shipped_list() {
-        let answer = check("iPhone X", Some(("iPhone X (JP)".into(), true, None)));
+        let answer = check(
+            "iPhone X",
+            Some(("iPhone X (JP)".into(), true, None, None)),
+            Lang::En,
+        );
         assert_eq!(answer.esim_supported, Some(true));
         assert_eq!(answer.matched_model.as_deref(), Some("iPhone X (JP)"));
     }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::db::{is_unique_violation, Db, DbConnection};
 use crate::domain::time;
 use crate::error::{ApiError, FieldError};
+use crate::i18n::Lang;
 use crate::pagination::PageRequest;
 use model::{NewPlan, Plan, PlanFilter, PlanList, PlanPatch, PlanRow, PlanSpec};
 
@@ -40,8 +41,8 @@ fn conflict_code(code: &str) -> ApiError {
     ApiError::conflict(format!("a plan with code `{code}` already exists"))
 }
 
-fn one_plan(conn: &mut DbConnection, row: PlanRow) -> Result<Plan, ApiError> {
-    store::with_details(conn, vec![row])?
+fn one_plan(conn: &mut DbConnection, row: PlanRow, lang: Lang) -> Result<Plan, ApiError> {
+    store::with_details(conn, vec![row], lang)?
         .pop()
         .ok_or_else(|| ApiError::internal("plan vanished while being read"))
 }
@@ -53,7 +54,7 @@ pub fn on_sale_for(plan: &model::PlanRow, card_type: crate::domain::CardType) ->
 }
 
 /// Adds a plan to the catalog. A code already taken is `409 conflict`.
-pub async fn create_plan(db: &Db, input: NewPlan) -> Result<Plan, ApiError> {
+pub async fn create_plan(db: &Db, input: NewPlan, lang: Lang) -> Result<Plan, ApiError> {
     let spec = input.validate("").map_err(ApiError::validation)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = time::to_db(time::now());
@@ -67,12 +68,17 @@ pub async fn create_plan(db: &Db, input: NewPlan) -> Result<Plan, ApiError> {
         }
         let row = store::find_by_id(conn, &id)?
             .ok_or_else(|| ApiError::internal("inserted plan not found"))?;
-        one_plan(conn, row)
+        one_plan(conn, row, lang)
     })
     .await
 }
 
-pub async fn update_plan(db: &Db, id: uuid::Uuid, patch: PlanPatch) -> Result<Plan, ApiError> {
+pub async fn update_plan(
+    db: &Db,
+    id: uuid::Uuid,
+    patch: PlanPatch,
+    lang: Lang,
+) -> Result<Plan, ApiError> {
     let spec = patch.validate()?;
     let now = time::to_db(time::now());
     db.transaction(move |conn| {
@@ -82,12 +88,12 @@ pub async fn update_plan(db: &Db, id: uuid::Uuid, patch: PlanPatch) -> Result<Pl
         }
         let row = store::find_by_id(conn, &key)?
             .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
-        one_plan(conn, row)
+        one_plan(conn, row, lang)
     })
     .await
 }
 
-pub async fn retire_plan(db: &Db, id: uuid::Uuid) -> Result<Plan, ApiError> {
+pub async fn retire_plan(db: &Db, id: uuid::Uuid, lang: Lang) -> Result<Plan, ApiError> {
     let now = time::to_db(time::now());
     db.transaction(move |conn| {
         let key = id.to_string();
@@ -96,18 +102,18 @@ pub async fn retire_plan(db: &Db, id: uuid::Uuid) -> Result<Plan, ApiError> {
         }
         let row = store::find_by_id(conn, &key)?
             .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
-        one_plan(conn, row)
+        one_plan(conn, row, lang)
     })
     .await
 }
 
 /// Any plan by id, retired ones included (orders and terms keep pointing at them).
-pub async fn get_plan(db: &Db, id: uuid::Uuid) -> Result<(i64, Plan), ApiError> {
+pub async fn get_plan(db: &Db, id: uuid::Uuid, lang: Lang) -> Result<(i64, Plan), ApiError> {
     db.run(move |conn| {
         let version = store::catalog_version(conn)?;
         let row = store::find_by_id(conn, &id.to_string())?
             .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
-        Ok((version, one_plan(conn, row)?))
+        Ok((version, one_plan(conn, row, lang)?))
     })
     .await
 }
@@ -125,8 +131,9 @@ pub async fn plan_page(
     version: i64,
     filter: PlanFilter,
     page: PageRequest,
+    lang: Lang,
 ) -> Result<Bytes, ApiError> {
-    let key = (version, format!("{filter:?}|{page:?}"));
+    let key = (version, format!("{filter:?}|{page:?}|{}", lang.tag()));
     if let Some(body) = cache.pages.get(&key) {
         return Ok(body);
     }
@@ -134,7 +141,7 @@ pub async fn plan_page(
         .run(move |conn| {
             let rows = store::list_active(conn, &filter, &page)?;
             let (rows, next_cursor) = page.finish(rows, |row| row.id.clone());
-            let data = store::with_details(conn, rows)?;
+            let data = store::with_details(conn, rows, lang)?;
             let body =
                 serde_json::to_vec(&PlanList { data, next_cursor }).map_err(ApiError::internal)?;
             // Only a page read entirely at the version it is filed under may be cached.
@@ -208,7 +215,8 @@ pub async fn import_plans(db: &Db, plans: Vec<NewPlan>) -> Result<ImportSummary,
                     ),
                 )),
                 Some(row) => {
-                    let existing = one_plan(conn, row.clone())?;
+                    let existing = one_plan(conn, row.clone(), Lang::En)?;
+                    let zh = row.name_zh.clone().zip(row.description_zh.clone());
                     let prices: Vec<_> = spec
                         .prices
                         .iter()
@@ -220,6 +228,7 @@ pub async fn import_plans(db: &Db, plans: Vec<NewPlan>) -> Result<ImportSummary,
                         .map(|p| (p.currency.clone(), p.amount))
                         .collect();
                     let same = existing.name == spec.name
+                        && zh == spec.zh
                         && existing.description == spec.description
                         && existing.region == spec.region
                         && existing
@@ -239,6 +248,7 @@ pub async fn import_plans(db: &Db, plans: Vec<NewPlan>) -> Result<ImportSummary,
                         prices: Some(spec.prices),
                         coverage: Some(spec.coverage),
                         region: spec.region,
+                        zh: Some(spec.zh),
                     };
                     store::update_plan(conn, &row.id, &patch, now)?;
                     summary.updated += 1;

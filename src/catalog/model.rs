@@ -115,9 +115,24 @@ pub struct PlanRow {
     pub status: PlanStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub name_zh: Option<String>,
+    pub description_zh: Option<String>,
 }
 
 impl PlanRow {
+    /// Name and description in `lang` (English where no Chinese text was set).
+    pub fn texts(&self, lang: crate::i18n::Lang) -> (String, String) {
+        match (lang, &self.name_zh) {
+            (crate::i18n::Lang::ZhCn, Some(name)) => (
+                name.clone(),
+                self.description_zh
+                    .clone()
+                    .unwrap_or_else(|| self.description.clone()),
+            ),
+            _ => (self.name.clone(), self.description.clone()),
+        }
+    }
+
     /// Whether the plan is made for cards of `card_type` (on sale or not).
     pub fn fits(&self, card_type: CardType) -> bool {
         match card_type {
@@ -173,6 +188,33 @@ pub struct NewPlan {
     pub region: Option<String>,
     #[schema(min_items = 1)]
     pub prices: Vec<Price>,
+    /// The name and description in other languages (shown to `Accept-Language: zh-CN`).
+    pub translations: Option<PlanTranslations>,
+}
+
+/// A plan's texts in one language.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanText {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S",
+        example = "中国大陆 10 GB · 30 天"
+    )]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub description: String,
+}
+
+/// Texts by language tag.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanTranslations {
+    /// Simplified Chinese.
+    #[serde(rename = "zh-CN")]
+    pub zh_cn: Option<PlanText>,
 }
 
 /// Changes to a plan (`PATCH /v1/admin/plans/{id}`): only these fields can change; a
@@ -190,6 +232,8 @@ pub struct PlanPatch {
     pub coverage: Option<Vec<String>>,
     #[schema(max_length = 100)]
     pub region: Option<String>,
+    /// Replaces the texts in other languages (`{"zh-CN": null}` removes the Chinese).
+    pub translations: Option<PlanTranslations>,
 }
 
 /// A plan's validated contents, ready to store.
@@ -207,6 +251,8 @@ pub struct PlanSpec {
     pub coverage: BTreeSet<Country>,
     pub region: Option<String>,
     pub prices: Vec<(Currency, i64)>,
+    /// Chinese name and description.
+    pub zh: Option<(String, String)>,
 }
 
 /// The validated contents of a patch.
@@ -217,6 +263,8 @@ pub struct PatchSpec {
     pub prices: Option<Vec<(Currency, i64)>>,
     pub coverage: Option<BTreeSet<Country>>,
     pub region: Option<String>,
+    /// `Some(None)`: remove the Chinese texts.
+    pub zh: Option<Option<(String, String)>>,
 }
 
 const MAX_CODE: usize = 64;
@@ -257,6 +305,26 @@ fn check_description(errors: &mut Errors, description: &str) -> String {
         );
     }
     description.trim().to_owned()
+}
+
+fn check_translations(
+    errors: &mut Errors,
+    translations: Option<&PlanTranslations>,
+) -> Option<(String, String)> {
+    let text = translations?.zh_cn.as_ref()?;
+    let mut inner = Errors {
+        prefix: "",
+        list: Vec::new(),
+    };
+    let name = check_name(&mut inner, &text.name);
+    let description = check_description(&mut inner, &text.description);
+    for error in inner.list {
+        errors.add(
+            format_args!("translations.zh-CN.{}", error.field),
+            error.message,
+        );
+    }
+    Some((name, description))
 }
 
 fn check_region(errors: &mut Errors, region: Option<&str>) -> Option<String> {
@@ -371,6 +439,7 @@ impl NewPlan {
         let coverage = check_coverage(&mut errors, &self.coverage);
         let region = check_region(&mut errors, self.region.as_deref());
         let prices = check_prices(&mut errors, &self.prices);
+        let zh = check_translations(&mut errors, self.translations.as_ref());
         if !errors.list.is_empty() {
             return Err(errors.list);
         }
@@ -387,6 +456,7 @@ impl NewPlan {
             coverage,
             region,
             prices,
+            zh,
         })
     }
 }
@@ -412,6 +482,10 @@ impl PlanPatch {
                 .region
                 .as_deref()
                 .and_then(|r| check_region(&mut errors, Some(r))),
+            zh: self
+                .translations
+                .as_ref()
+                .map(|t| check_translations(&mut errors, Some(t))),
         };
         if errors.list.is_empty() {
             Ok(spec)
@@ -528,6 +602,7 @@ mod tests {
                 currency: "USD".into(),
                 amount: 1200,
             }],
+            translations: None,
         }
     }
 

@@ -21,8 +21,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 const MAX_AGE_S: u32 = 60;
 
+/// The catalog's version and the language it is shown in: the texts differ by language,
+/// so the tags do too.
 fn catalog_etag(version: i64) -> EntityTag {
-    EntityTag::new_strong(format!("catalog-{version}"))
+    let lang = crate::request_scope::current_lang();
+    EntityTag::new_strong(format!("catalog-{version}-{}", lang.tag()))
 }
 
 /// `If-None-Match` names this version (weak comparison, as RFC 9110 asks for it).
@@ -93,7 +96,8 @@ async fn list_plans(
     if not_modified(&req, &etag) {
         return Ok(not_modified_response(etag));
     }
-    let body = super::plan_page(&db, &cache, version, filter, page).await?;
+    let lang = crate::request_scope::current_lang();
+    let body = super::plan_page(&db, &cache, version, filter, page, lang).await?;
     Ok(cached(etag).content_type("application/json").body(body))
 }
 
@@ -122,7 +126,8 @@ async fn get_plan(
     if not_modified(&req, &etag) {
         return Ok(not_modified_response(etag));
     }
-    let (read_version, plan) = super::get_plan(&db, id.into_inner()).await?;
+    let lang = crate::request_scope::current_lang();
+    let (read_version, plan) = super::get_plan(&db, id.into_inner(), lang).await?;
     Ok(cached(catalog_etag(read_version)).json(plan))
 }
 
@@ -145,7 +150,8 @@ async fn create_plan(
     db: web::Data<Db>,
     body: web::Json<NewPlan>,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = super::create_plan(&db, body.into_inner()).await?;
+    let lang = crate::request_scope::current_lang();
+    let plan = super::create_plan(&db, body.into_inner(), lang).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/plans/{}", plan.id)))
         .json(plan))
@@ -176,7 +182,13 @@ async fn update_plan(
     body: web::Json<PlanPatch>,
 ) -> Result<web::Json<Plan>, ApiError> {
     Ok(web::Json(
-        super::update_plan(&db, id.into_inner(), body.into_inner()).await?,
+        super::update_plan(
+            &db,
+            id.into_inner(),
+            body.into_inner(),
+            crate::request_scope::current_lang(),
+        )
+        .await?,
     ))
 }
 
@@ -197,5 +209,7 @@ async fn retire_plan(
     db: web::Data<Db>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Plan>, ApiError> {
-    Ok(web::Json(super::retire_plan(&db, id.into_inner()).await?))
+    Ok(web::Json(
+        super::retire_plan(&db, id.into_inner(), crate::request_scope::current_lang()).await?,
+    ))
 }

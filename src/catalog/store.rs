@@ -1,5 +1,6 @@
 //! Catalog queries. Every write bumps the catalog version in the caller's transaction.
 
+use crate::i18n::Lang;
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::NaiveDateTime;
@@ -101,6 +102,8 @@ pub fn insert_plan(
         status: PlanStatus::Active,
         created_at: now,
         updated_at: now,
+        name_zh: spec.zh.as_ref().map(|(name, _)| name.clone()),
+        description_zh: spec.zh.as_ref().map(|(_, description)| description.clone()),
     };
     diesel::insert_into(plans::table)
         .values(&row)
@@ -132,6 +135,14 @@ pub fn update_plan(
     if let Some(description) = &patch.description {
         diesel::update(target)
             .set(plans::description.eq(description))
+            .execute(conn)?;
+    }
+    if let Some(zh) = &patch.zh {
+        diesel::update(target)
+            .set((
+                plans::name_zh.eq(zh.as_ref().map(|(name, _)| name)),
+                plans::description_zh.eq(zh.as_ref().map(|(_, description)| description)),
+            ))
             .execute(conn)?;
     }
     if let Some(region) = &patch.region {
@@ -215,7 +226,12 @@ pub fn list_active(
 }
 
 /// Completes rows with their prices and coverage (two queries for the whole page).
-pub fn with_details(conn: &mut DbConnection, rows: Vec<PlanRow>) -> QueryResult<Vec<Plan>> {
+/// Plans as shown, their texts in `lang`.
+pub fn with_details(
+    conn: &mut DbConnection,
+    rows: Vec<PlanRow>,
+    lang: Lang,
+) -> QueryResult<Vec<Plan>> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut prices: HashMap<String, Vec<Price>> = HashMap::new();
     for (plan_id, currency, amount) in plan_prices::table
@@ -256,13 +272,14 @@ pub fn with_details(conn: &mut DbConnection, rows: Vec<PlanRow>) -> QueryResult<
             if row.fits_esim {
                 card_types.push(CardType::Esim);
             }
+            let (name, description) = row.texts(lang);
             Ok(Plan {
                 id: stored_uuid(&row.id)?,
                 prices: prices.remove(&row.id).unwrap_or_default(),
                 coverage: coverage.remove(&row.id).unwrap_or_default(),
                 code: row.code,
-                name: row.name,
-                description: row.description,
+                name,
+                description,
                 card_types,
                 period: row.period,
                 validity_days: row.validity_days,

@@ -123,6 +123,8 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        name_zh -> Nullable<Text>,
+        description_zh -> Nullable<Text>,
     }
 }
 
@@ -155,6 +157,7 @@ diesel::table! {
         esim_supported -> Bool,
         note -> Nullable<Text>,
         created_at -> Timestamp,
+        note_zh -> Nullable<Text>,
     }
 }
 

@@ -79,12 +79,14 @@ pub struct Receipt {
     pub paid_at: DateTime<Utc>,
 }
 
-/// The receipt of one of the partner's paid orders (`409` before it is paid).
+/// The receipt of one of the partner's paid orders (`409` before it is paid), the plan
+/// named in `lang`.
 pub async fn receipt(
     db: &Db,
     seller: String,
     partner_id: String,
     order_id: String,
+    lang: Lang,
 ) -> Result<Receipt, ApiError> {
     db.run(move |conn| {
         let caller = Caller::Partner(partner_id.clone());
@@ -131,8 +133,8 @@ pub async fn receipt(
             },
             plan: ReceiptPlan {
                 id: stored_uuid(&plan.id)?,
+                name: plan.texts(lang).0,
                 code: plan.code,
-                name: plan.name,
                 validity_days: plan.validity_days,
             },
             period,

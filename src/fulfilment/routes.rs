@@ -67,6 +67,7 @@ async fn get_receipt(
             settings.seller_name.clone(),
             auth.principal.partner_id,
             id.into_inner().to_string(),
+            crate::request_scope::current_lang(),
         )
         .await?,
     ))
@@ -93,14 +94,16 @@ async fn get_receipt_html(
     settings: web::Data<Settings>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    let lang = crate::request_scope::current_lang();
     let receipt = receipts::receipt(
         &db,
         settings.seller_name.clone(),
         auth.principal.partner_id,
         id.into_inner().to_string(),
+        lang,
     )
     .await?;
-    let page = receipts::html(&receipt, crate::request_scope::current_lang());
+    let page = receipts::html(&receipt, lang);
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((

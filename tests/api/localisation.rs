@@ -10,6 +10,7 @@ use simrenew::auth::scopes::Scope;
 
 on_both_backends!(
     problems_speak_the_language_asked_for_and_keep_their_code,
+    the_catalog_and_device_notes_speak_both_languages_with_their_own_etags,
     install_guides_follow_platform_mode_and_language,
     a_receipt_matches_the_ledger_as_json_and_as_a_page,
 );
@@ -25,7 +26,12 @@ struct Shop {
 async fn shop(app: &TestApp, n: u64, name: &str) -> Shop {
     app.import_demo_plans().await;
     let (fm, esim) = (iccid(94, 2 * n), iccid(94, 2 * n + 1));
-    let scopes = [Scope::OrdersRead, Scope::OrdersWrite, Scope::WalletRead];
+    let scopes = [
+        Scope::CatalogRead,
+        Scope::OrdersRead,
+        Scope::OrdersWrite,
+        Scope::WalletRead,
+    ];
     let cards = json!([{"iccid": fm, "card_type": "fm"}, {"iccid": esim, "card_type": "esim"}]);
     let stocked = app.stocked_partner(name, &scopes, cards, 100_000).await;
     Shop {
@@ -93,6 +99,123 @@ async fn problems_speak_the_language_asked_for_and_keep_their_code(app: TestApp)
     assert_eq!(refused["code"], "validation_failed");
     assert_eq!(refused["title"], "校验失败");
     assert_eq!(refused["errors"][0]["field"], "iccid");
+}
+
+async fn the_catalog_and_device_notes_speak_both_languages_with_their_own_etags(app: TestApp) {
+    let shop = shop(&app, 4, "Acme").await;
+    let path = "/v1/plans?card_type=esim&country=JP&currency=CNY";
+    let zh = get_in(&app, path, &shop.token, "zh-CN").await;
+    let zh_tag = header(&zh, "etag").to_owned();
+    let zh: Value = zh.json().await.unwrap();
+    let en = get_in(&app, path, &shop.token, "en").await;
+    let en_tag = header(&en, "etag").to_owned();
+    let en: Value = en.json().await.unwrap();
+    assert_eq!(zh["data"][0]["code"], en["data"][0]["code"]);
+    assert_eq!(zh["data"][0]["name"], "日本 eSIM 5 GB · 30 天");
+    assert_eq!(en["data"][0]["name"], "Japan eSIM 5 GB · 30 days");
+    assert_ne!(zh_tag, en_tag, "the languages are cached apart");
+    // An English tag does not validate the Chinese page.
+    let other = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&shop.token)
+        .header("Accept-Language", "zh-CN")
+        .header("If-None-Match", &en_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    let same = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&shop.token)
+        .header("Accept-Language", "zh-CN")
+        .header("If-None-Match", &zh_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::NOT_MODIFIED);
+
+    // Operators set the Chinese texts; without them the English is shown.
+    let admin = app.admin_token().await;
+    let created: Value = app
+        .post_json(
+            "/v1/admin/plans",
+            &admin,
+            &json!({"code": "KR-ESIM-M-5G", "name": "Korea 5 GB", "card_types": ["esim"],
+                "period": "month", "coverage": ["KR"], "prices": [{"currency": "CNY", "amount": 4900}],
+                "translations": {"zh-CN": {"name": "韩国 5 GB", "description": "韩国纯流量 eSIM。"}}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let plan_path = format!("/v1/plans/{}", created["id"].as_str().unwrap());
+    let shown: Value = get_in(&app, &plan_path, &shop.token, "zh-CN")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["name"], "韩国 5 GB");
+    let removed = app
+        .client
+        .patch(app.url(&format!(
+            "/v1/admin/plans/{}",
+            created["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&admin)
+        .json(&json!({"translations": {"zh-CN": null}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::OK);
+    let shown: Value = get_in(&app, &plan_path, &shop.token, "zh-CN")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["name"], "Korea 5 GB");
+    for (body, status) in [
+        (
+            json!({"translations": {"fr": {"name": "Corée"}}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"translations": {"zh-CN": {"name": " "}}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let refused = app
+            .client
+            .patch(app.url(&format!(
+                "/v1/admin/plans/{}",
+                created["id"].as_str().unwrap()
+            )))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), status, "{body}");
+    }
+
+    let device: Value = get_in(
+        &app,
+        "/v1/devices/compatibility?model=iPhone%2015%20Pro",
+        &shop.token,
+        "zh-CN",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        device["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("该机型支持 eSIM。"),
+        "{device}"
+    );
 }
 
 async fn install_guides_follow_platform_mode_and_language(app: TestApp) {
@@ -249,6 +372,10 @@ async fn a_receipt_matches_the_ledger_as_json_and_as_a_page(app: TestApp) {
     assert!(html.contains(r#"<html lang="zh-CN">"#));
     assert!(html.contains("交易凭证"));
     assert!(html.contains("CNY 39.00"));
+    assert!(
+        html.contains("中国大陆 10 GB · 30 天"),
+        "the plan in Chinese"
+    );
     assert!(html.contains(kept["receipt_number"].as_str().unwrap()));
     assert!(html.contains("Acme &lt;Mobile&gt; &amp; Co"), "escaped");
     assert!(!html.contains("<Mobile>"));
