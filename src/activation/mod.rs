@@ -78,11 +78,15 @@ pub struct ActivationRow {
 }
 
 impl ActivationRow {
-    /// Its code is withheld: verification is required and has not happened yet.
+    /// Its code is withheld: verification is required and has not happened (whatever
+    /// became of the activation since: a failed one never shows its code either).
     pub fn awaits_verification(&self) -> bool {
-        self.verification_required
-            && self.verified_at.is_none()
-            && self.status == ActivationStatus::Pending
+        self.verification_required && self.verified_at.is_none()
+    }
+
+    /// A verification can still happen: withheld, and still pending.
+    pub fn verification_due(&self) -> bool {
+        self.awaits_verification() && self.status == ActivationStatus::Pending
     }
 
     /// The activation code as it may be shown now: withheld while verification is due.
@@ -186,9 +190,14 @@ impl Activation {
             previous_valid_until: row.previous_valid_until.map(time::from_db),
             confirmed_at: row.confirmed_at.map(time::from_db),
             failure_reason: row.failure_reason.clone(),
-            profile_state: history.last().map(|event| event.state),
+            // The history names the matching id: withheld with the code.
+            profile_state: history
+                .last()
+                .map(|event| event.state)
+                .filter(|_| !withheld),
             profile_history: history
                 .iter()
+                .filter(|_| !withheld)
                 .map(ProfileEvent::try_from)
                 .collect::<Result<_, _>>()?,
             verified_at: row.verified_at.map(time::from_db),

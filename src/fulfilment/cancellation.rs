@@ -40,6 +40,8 @@ pub async fn cancel(
             if failed {
                 super::confirmation::tell_failed(conn, &cancelled, now)?;
             }
+            // A subscription's renewal cancelled: the subscription pauses.
+            crate::subscriptions::renewal_undone(conn, &cancelled.id, true, "cancelled", now)?;
             if cancelled.holds_external_payment() {
                 refunds::request_rest_in(conn, &cancelled, now)?;
                 return Ok(cancelled);

@@ -18,6 +18,7 @@ use crate::events::{self, EventType};
 use crate::orders::model::PaymentStatus;
 use crate::orders::{self, state::OrderEvent};
 use crate::payments::Payments;
+use crate::subscriptions;
 
 use super::refunds;
 
@@ -180,6 +181,16 @@ pub fn fail_in(
         refunds::refund_to_wallet_in(conn, &failed, now)?;
     }
     tell_failed(conn, &order, now)?;
+    if let Some(subscription) = subscriptions::renewal_undone(conn, &order.id, false, reason, now)?
+    {
+        events::append(
+            conn,
+            &order.partner_id,
+            EventType::SubscriptionRenewalFailed,
+            &subscription,
+            now,
+        )?;
+    }
     activation_store::find(conn, &order.id)?
         .ok_or_else(|| ApiError::internal("activation vanished"))
 }

@@ -93,9 +93,15 @@ fn apply(
     }
     let latest = card_store::record_profile_state(conn, &card.iccid, row.state, row.occurred_at)?;
     if latest && card.profile_state != Some(row.state) {
+        let mut event = ProfileEvent::try_from(&row)?;
+        // The matching id is the withheld code's secret part until the subscriber is
+        // verified: the partner is not told it before then.
+        if activation.as_ref().is_some_and(|a| a.awaits_verification()) {
+            event.matching_id = None;
+        }
         let change = ProfileStateChange {
             previous_state: card.profile_state,
-            event: ProfileEvent::try_from(&row)?,
+            event,
         };
         events::append(
             conn,

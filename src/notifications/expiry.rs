@@ -37,10 +37,15 @@ pub async fn sweep(db: &Db, clock: &Clock) -> Result<usize, ApiError> {
     // Partners grouped by their expiry days: one query per group and threshold.
     let mut groups: BTreeMap<Vec<u16>, Vec<String>> = BTreeMap::new();
     for row in &custom {
-        groups
-            .entry(Thresholds::from_row(row)?.expiry_days)
-            .or_default()
-            .push(row.partner_id.clone());
+        match Thresholds::from_row(row) {
+            Ok(thresholds) => groups
+                .entry(thresholds.expiry_days)
+                .or_default()
+                .push(row.partner_id.clone()),
+            // One unreadable row must not stop everyone's notices: that partner waits.
+            Err(e) => tracing::error!(partner_id = %row.partner_id, error = %e,
+                "unreadable notification settings; no expiry notices for this partner"),
+        }
     }
     let customised: Vec<String> = custom.into_iter().map(|row| row.partner_id).collect();
     let mut told = 0;

@@ -179,6 +179,8 @@ pub async fn replace_settings(
     now: NaiveDateTime,
 ) -> Result<NotificationSettings, ApiError> {
     db.transaction(move |conn| {
+        // Two replacements at once would both delete, then both insert.
+        crate::partners::store::lock(conn, &partner_id, now)?;
         store::save_settings(conn, &settings.thresholds.to_row(&partner_id, now))?;
         store::replace_wallet_alerts(conn, &partner_id, &settings.wallet)?;
         settings_view(conn, &partner_id)

@@ -162,6 +162,15 @@ pub fn revoke_credential(
     Ok(exists)
 }
 
+/// Locks the partner's row until the transaction ends (changes to its settings happen
+/// one after another).
+pub fn lock(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(partners::table.find(id))
+        .set(partners::updated_at.eq(now))
+        .execute(conn)
+        .map(drop)
+}
+
 /// Sets whether new eSIM codes wait for the subscriber's SMS verification; `false` when
 /// there is no such partner.
 pub fn set_verification(

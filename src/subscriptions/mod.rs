@@ -171,6 +171,7 @@ pub async fn subscribe(
         let iccid = iccid.to_string();
         card_store::lock_card(conn, &iccid, now)?;
         let (card_type, end) = service_end(conn, &iccid, now)?;
+        store::lock_for_card(conn, &iccid, now)?;
         let existing = store::find_by_card(conn, &iccid)?;
         let mut row = match existing {
             Some(row)
@@ -253,6 +254,7 @@ pub async fn change(
 ) -> Result<Subscription, ApiError> {
     let iccid = iccid.to_string();
     db.transaction(move |conn| {
+        store::lock_for_card(conn, &iccid, now)?;
         let mut row = store::find_for_card(conn, &partner_id, &iccid)?
             .ok_or_else(|| no_subscription(&iccid))?;
         use SubscriptionStatus::{Active, Cancelled, Lapsed, Paused};
@@ -309,6 +311,51 @@ pub async fn list(
         })
     })
     .await
+}
+
+/// The subscription's renewal order `order_id` will not take effect (the network
+/// failed it, or its partner cancelled it and was refunded): the subscription covers
+/// only what the card really has again. A failure is tried again at once (and told);
+/// a cancellation pauses the subscription, since its partner chose not to renew now.
+/// `None` when the order was no subscription's latest renewal. Runs in the caller's
+/// transaction.
+pub fn renewal_undone(
+    conn: &mut DbConnection,
+    order_id: &str,
+    cancelled: bool,
+    why: &str,
+    now: NaiveDateTime,
+) -> Result<Option<Subscription>, ApiError> {
+    let Some(found) = store::find_by_last_order(conn, order_id)? else {
+        return Ok(None);
+    };
+    store::lock_for_card(conn, &found.iccid, now)?;
+    let Some(mut row) = store::find(conn, &found.id)? else {
+        return Ok(None);
+    };
+    if row.last_order_id.as_deref() != Some(order_id)
+        || !matches!(
+            row.status,
+            SubscriptionStatus::Active | SubscriptionStatus::Paused
+        )
+    {
+        return Ok(None);
+    }
+    let (card_type, end) = service_end(conn, &row.iccid, now)?;
+    row.covered_until = end;
+    row.renewals = row.renewals.saturating_sub(1);
+    row.updated_at = now;
+    if cancelled {
+        row.status = SubscriptionStatus::Paused;
+        row.next_renewal_at = None;
+    } else {
+        row.failed_attempts = row.failed_attempts.saturating_add(1);
+        row.last_failure = Some(format!("renewal order {order_id} failed: {why}"));
+        schedule(&mut row, card_type);
+        row.next_renewal_at = row.next_renewal_at.map(|due| due.min(now));
+    }
+    store::save(conn, &row)?;
+    Ok(Some(Subscription::try_from(&row)?))
 }
 
 /// An operator's view of a partner's subscriptions (`404` if there is no such partner).

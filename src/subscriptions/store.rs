@@ -44,6 +44,28 @@ pub fn find_for_card(
         .optional()
 }
 
+/// Locks the card's subscription row (if any) until the transaction ends, so that a
+/// partner's change and the sweep's renewal of it happen one after the other: whoever
+/// comes second reads what the first wrote.
+pub fn lock_for_card(conn: &mut DbConnection, iccid: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(subscriptions::table.filter(subscriptions::iccid.eq(iccid)))
+        .set(subscriptions::updated_at.eq(now))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The subscription whose latest renewal is `order_id`, if any.
+pub fn find_by_last_order(
+    conn: &mut DbConnection,
+    order_id: &str,
+) -> QueryResult<Option<SubscriptionRow>> {
+    subscriptions::table
+        .filter(subscriptions::last_order_id.eq(order_id))
+        .select(SubscriptionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Any subscription of the card (whichever partner set it).
 pub fn find_by_card(conn: &mut DbConnection, iccid: &str) -> QueryResult<Option<SubscriptionRow>> {
     subscriptions::table

@@ -163,10 +163,11 @@ pub async fn send_code(
     let row = db
         .transaction(move |conn| {
             let current = activation::get(conn, &caller, &row.order_id)?;
-            if !current.awaits_verification() {
+            if !current.verification_due() {
                 return Err(no_verification_due());
             }
             activation_store::lock(conn, &row.order_id, now)?;
+            store::lock_number(conn, &row.msisdn)?;
             let hour_ago = now - TimeDelta::hours(1);
             let for_order = store::sends_for_order(conn, &row.order_id, hour_ago)?;
             if let Some(last) = for_order.last().filter(|last| **last + RESEND_AFTER > now) {
@@ -199,9 +200,12 @@ pub async fn send_code(
         .sms
         .send(provider, &row.msisdn, &code, &row.id, time::from_db(now))
         .await;
+    // A refusal is final; an outage or timeout may still have delivered the message, so
+    // its code stays checkable (and counted).
     let (status, message_id, failure) = match sent {
         Ok(message_id) => (CodeStatus::Sent, message_id, None),
-        Err(e) => (CodeStatus::SendFailed, None, Some(e)),
+        Err(e @ SmsError::Rejected(_)) => (CodeStatus::SendFailed, None, Some(e)),
+        Err(e @ SmsError::Unavailable(_)) => (CodeStatus::Sending, None, Some(e)),
     };
     let id = row.id.clone();
     db.transaction(move |conn| {
@@ -263,7 +267,7 @@ pub async fn check_code(
     let checked = db
         .transaction(move |conn| {
             let current = activation::get(conn, &caller, &order_id)?;
-            if !current.awaits_verification() {
+            if !current.verification_due() {
                 return Err(no_verification_due());
             }
             let Some(row) = store::latest_for_order(conn, &order_id)? else {

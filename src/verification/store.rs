@@ -36,6 +36,21 @@ pub struct CodeRow {
     pub expires_at: NaiveDateTime,
 }
 
+/// Serialises sends to one number, across orders and instances, until the transaction
+/// ends (PostgreSQL: a transaction-scoped advisory lock on the number's hash; SQLite
+/// has one writer already), so that the per-number limit is counted one send at a time.
+pub fn lock_number(conn: &mut DbConnection, msisdn: &str) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind::<diesel::sql_types::Text, _>(msisdn)
+                .execute(pg)
+                .map(drop)
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 pub fn insert(conn: &mut DbConnection, row: &CodeRow) -> QueryResult<()> {
     diesel::insert_into(verification_codes::table)
         .values(row)

@@ -14,6 +14,7 @@ use simrenew::fulfilment::{renewals, scheduled};
 on_both_backends!(
     an_fm_card_is_renewed_days_before_its_end_once_on_two_instances,
     an_installed_esim_is_renewed_at_its_end_in_place_with_no_new_code,
+    a_renewal_that_fails_or_is_cancelled_does_not_count_as_cover,
     missing_funds_fail_are_retried_then_lapse_each_told,
     paused_and_cancelled_subscriptions_place_nothing_and_bad_input_changes_nothing,
     a_scheduled_order_starts_at_its_time_and_is_refunded_when_cancelled_before,
@@ -216,6 +217,68 @@ async fn an_fm_card_is_renewed_days_before_its_end_once_on_two_instances(app: Te
     assert_eq!(sweep(&app).await, tally(0, 0, 0));
     go_to(&app, ends + TimeDelta::days(27) + TimeDelta::minutes(1));
     assert_eq!(sweep(&app).await, tally(1, 0, 0));
+}
+
+async fn a_renewal_that_fails_or_is_cancelled_does_not_count_as_cover(app: TestApp) {
+    let shop = shop(&app, 6, 100_000).await;
+    let ends = fm_term(&app, &shop).await;
+    let created = subscribe(
+        &app,
+        &shop,
+        &shop.fm,
+        json!({"plan_id": shop.fm_plan, "currency": "CNY"}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    go_to(&app, ends - TimeDelta::days(1) + TimeDelta::minutes(1));
+    assert_eq!(sweep(&app).await, tally(1, 0, 0));
+    let placed = subscription(&app, &shop, &shop.fm).await;
+    let order_id = placed["last_order_id"].as_str().unwrap().to_owned();
+
+    // The network cannot apply it: refunded, and the subscription is due again at once,
+    // covering only the term the card really has.
+    let failed = app
+        .post_json(
+            &format!("/v1/orders/{order_id}/activation/fail"),
+            &shop.network,
+            &json!({"reason": "OTA push rejected"}),
+        )
+        .await;
+    assert_eq!(failed.status(), StatusCode::OK);
+    let undone = subscription(&app, &shop, &shop.fm).await;
+    assert_eq!(instant(&undone["covered_until"]), ends);
+    assert_eq!(undone["renewals"], 0);
+    assert_eq!(undone["failed_attempts"], 1);
+    assert!(undone["last_failure"]
+        .as_str()
+        .unwrap()
+        .contains("OTA push rejected"));
+    assert!(instant(&undone["next_renewal_at"]) <= app.clock.now());
+    let told = told(&app, &shop.token, "subscription.renewal_failed").await;
+    assert_eq!(told.len(), 1);
+    assert_eq!(sweep(&app).await, tally(1, 0, 0), "placed again");
+
+    // Its partner cancels the new one: refunded, and the subscription pauses.
+    let again = subscription(&app, &shop, &shop.fm).await;
+    let second = again["last_order_id"].as_str().unwrap();
+    assert_ne!(second, order_id);
+    let cancelled = app
+        .post_json(
+            &format!("/v1/orders/{second}/cancel"),
+            &shop.token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let paused = subscription(&app, &shop, &shop.fm).await;
+    assert_eq!(paused["status"], "paused");
+    assert_eq!(instant(&paused["covered_until"]), ends);
+    assert_eq!(sweep(&app).await, tally(0, 0, 0));
+    assert_eq!(
+        wallet(&app, &shop).await,
+        100_000 - 3900,
+        "both renewals refunded"
+    );
 }
 
 async fn an_installed_esim_is_renewed_at_its_end_in_place_with_no_new_code(app: TestApp) {

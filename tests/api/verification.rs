@@ -38,7 +38,12 @@ struct Shop {
 async fn shop(app: &TestApp, n: u64) -> Shop {
     app.import_demo_plans().await;
     let esim = iccid(93, n);
-    let scopes = [Scope::OrdersRead, Scope::OrdersWrite, Scope::CardsRead];
+    let scopes = [
+        Scope::OrdersRead,
+        Scope::OrdersWrite,
+        Scope::CardsRead,
+        Scope::Webhooks,
+    ];
     let cards = json!([{"iccid": esim, "card_type": "esim"}]);
     let stocked = app.stocked_partner("Acme", &scopes, cards, 100_000).await;
     app.sql(&format!(
@@ -138,6 +143,42 @@ async fn the_code_is_withheld_until_the_subscriber_confirms_an_sms_code(backend:
         )
         .await;
     assert_problem(confirm, StatusCode::CONFLICT, "verification_required").await;
+
+    // The SM-DP+ reports the profile prepared: nothing of it names the withheld code.
+    let matching_id = {
+        let id = order_id.clone();
+        app.store
+            .run(move |conn| {
+                simrenew::activation::store::find(conn, &id)
+                    .map_err(simrenew::error::ApiError::from)
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .matching_id
+            .unwrap()
+    };
+    let network = app.network_token().await;
+    let reported = app
+        .post_json(
+            "/v1/network/profile-events",
+            &network,
+            &json!({"events": [{"id": "rel-1", "iccid": shop.esim, "matching_id": matching_id,
+                "state": "released", "occurred_at": app.clock.now()}]}),
+        )
+        .await;
+    assert_eq!(reported.status(), StatusCode::OK);
+    let still = activation(&app, &shop, &order_id).await;
+    assert_eq!(still["profile_history"], json!([]));
+    assert!(!still.to_string().contains(&matching_id));
+    let feed: Value = app
+        .get_with("/v1/events?type=profile.state_changed", &shop.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["data"].as_array().unwrap().len(), 1);
+    assert!(!feed.to_string().contains(&matching_id), "{feed}");
 
     let bad_number = send(&app, &shop, &order_id, "13800138000").await;
     assert_problem(
