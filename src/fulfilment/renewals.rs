@@ -80,19 +80,16 @@ fn renew_one(
     }
     let mut row =
         store::find(conn, id)?.ok_or_else(|| ApiError::internal("subscription vanished"))?;
-    let card = crate::cards::load_card(conn, &row.iccid)?;
-    let card_type = card.card.card_type;
+    let (card_type, end) = subscriptions::service_end(conn, &row.iccid, now)?;
     // Renewed by hand meanwhile (or by an order placed beside it): the term to renew is
     // the one that now ends the service.
-    if let Some(end) = crate::cards::terms::service_end(&card.terms, now) {
-        if end > row.covered_until {
-            row.covered_until = end;
-            row.updated_at = now;
-            subscriptions::schedule(&mut row, card_type);
-            if row.next_renewal_at.is_some_and(|at| at > now) {
-                store::save(conn, &row)?;
-                return Ok(Outcome::Skipped);
-            }
+    if end > row.covered_until {
+        row.covered_until = end;
+        row.updated_at = now;
+        subscriptions::schedule(&mut row, card_type);
+        if row.next_renewal_at.is_some_and(|at| at > now) {
+            store::save(conn, &row)?;
+            return Ok(Outcome::Skipped);
         }
     }
     let request = OrderRequest {

@@ -137,15 +137,17 @@ pub fn no_subscription(iccid: &str) -> ApiError {
     ApiError::not_found(format!("card {iccid} has no subscription of yours"))
 }
 
-/// The card's end of service now (its terms, queued ones included), or `now`.
-fn service_end(
+/// The card's type and its end of service now (its terms, queued ones included), or
+/// `now`: what a subscription's schedule is computed from, here and in the sweep.
+pub fn service_end(
     conn: &mut DbConnection,
     iccid: &str,
     now: NaiveDateTime,
 ) -> Result<(CardType, NaiveDateTime), ApiError> {
-    let loaded = cards::load_card(conn, iccid)?;
-    let end = terms::service_end(&loaded.terms, now).unwrap_or(now);
-    Ok((loaded.card.card_type, end))
+    let card = card_store::find_card(conn, iccid)?.ok_or_else(|| cards::no_card(iccid))?;
+    let terms = card_store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
+    let end = terms::service_end(&terms, now).unwrap_or(now);
+    Ok((card.card_type, end))
 }
 
 /// Subscribes a card (or changes its subscription's plan and timing): the plan must be
