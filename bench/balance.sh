@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Balance throughput on PostgreSQL: GET /v1/cards/{iccid}/balance with 100 000 cards
-# loaded, a random ICCID per request. Prints requests/s, p50/p99 and the query plans.
-# Usage: bench/balance.sh   (CARDS=100000 DURATION=10s CONNECTIONS=32 PG=postgres://postgres@127.0.0.1:5432)
+# Balance throughput on PostgreSQL: GET /v1/cards/{iccid}/balance for a random card of
+# CARDS (default 10 000; half FM, half eSIM; each with a current term, half with a queued
+# one), next to the same-machine reference measured in the same run:
+# examples/ceiling_pk.rs, an actix-web handler reading one card by primary key with
+# diesel through simrenew's own pool type. Prints the ratio (goal >= 1.0).
+#
+# With SCALE_TO=1000000 it then imports cards up to that many through
+# `simrenew cards import` (in files of 100 000 rows), prints the import rate, measures
+# again over all of them and prints p50/p99 at both sizes (goal: within 20 %).
+# Usage: bench/balance.sh   (CARDS=10000 SCALE_TO= DURATION=10s CONNECTIONS=32 PG=postgres://postgres@127.0.0.1:5432)
 source "$(dirname "$0")/lib.sh"
 
-CARDS="${CARDS:-100000}"
+CARDS="${CARDS:-10000}"
+SCALE_TO="${SCALE_TO:-}"
 PG="${PG:-postgres://postgres@127.0.0.1:5432}"
 DB_NAME="simrenew_bench_balance"
 need_wrk
@@ -15,52 +23,58 @@ export DATABASE_URL="$PG/$DB_NAME"
 PARTNER_JSON="$("$BIN" partner create --name "bench owner" --scopes "cards:read" --json 2>/dev/null)"
 PARTNER_ID="$(echo "$PARTNER_JSON" | json_field partner_id)"
 
-echo "generating and importing $CARDS cards through 'simrenew cards import'…"
-python3 - "$CARDS" "$WORK" <<'PY'
+# make_cards FROM TO: writes cards FROM..TO-1 as CSV files of at most 100 000 rows
+# ($WORK/cards-N.csv) and appends their ICCIDs to $WORK/iccids.txt.
+make_cards() {
+  python3 - "$1" "$2" "$WORK" <<'PY'
 import sys
-count, work = int(sys.argv[1]), sys.argv[2]
-def luhn_digit(body):
+first, last, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def luhn(body):
     for d in range(10):
-        s = body + str(d)
-        total = 0
+        s = body + str(d); t = 0
         for i, c in enumerate(reversed(s)):
             v = int(c)
-            if i % 2 == 1:
-                v *= 2
-                v -= 9 if v > 9 else 0
-            total += v
-        if total % 10 == 0:
-            return s
-with open(f"{work}/cards.csv", "w") as csv, open(f"{work}/iccids.txt", "w") as ids:
-    csv.write("iccid,card_type,msisdn,eid\n")
-    for n in range(count):
-        iccid = luhn_digit(f"8986099{n:012d}")
-        csv.write(f"{iccid},{'fm' if n % 2 else 'esim'},,\n")
-        ids.write(iccid + "\n")
+            if i % 2: v = v * 2 - (9 if v * 2 > 9 else 0)
+            t += v
+        if t % 10 == 0: return s
+with open(f"{work}/iccids.txt", "a") as ids:
+    for start in range(first, last, 100_000):
+        with open(f"{work}/cards-{start}.csv", "w") as csv:
+            csv.write("iccid,card_type,msisdn,eid\n")
+            for n in range(start, min(start + 100_000, last)):
+                iccid = luhn(f"8986099{n:012d}")
+                csv.write(f"{iccid},{'fm' if n % 2 else 'esim'},,\n")
+                ids.write(iccid + "\n")
 PY
-start=$(date +%s)
-"$BIN" cards import "$WORK/cards.csv" --partner "$PARTNER_ID" 2>/dev/null
-echo "import took $(( $(date +%s) - start )) s"
+}
 
-# Every card gets a current term and half of them a queued one, as a live system would have.
-psql "$DATABASE_URL" -q <<'SQL'
+# import_cards: imports every $WORK/cards-*.csv through the CLI, then gives each new card
+# a current term and half of them a queued one, as a live system would have.
+import_cards() {
+  local file
+  for file in "$WORK"/cards-*.csv; do
+    "$BIN" cards import "$file" --partner "$PARTNER_ID" >/dev/null 2>&1
+    rm "$file"
+  done
+  psql "$DATABASE_URL" -q <<'SQL'
 INSERT INTO terms (id, iccid, plan_id, order_id, valid_from, valid_until, data_total_bytes,
                    voice_total_minutes, sms_total, data_used_bytes, voice_used_minutes, sms_used, created_at)
 SELECT gen_random_uuid()::text, c.iccid, p.id, NULL, now() - interval '3 days', now() + interval '27 days',
        p.data_bytes, p.voice_minutes, p.sms, 123456789, 12, 3, now()
-FROM cards c JOIN plans p ON p.code = CASE WHEN c.card_type = 'fm' THEN 'CN-FM-M-10G' ELSE 'JP-ESIM-M-5G' END;
+FROM cards c JOIN plans p ON p.code = CASE WHEN c.card_type = 'fm' THEN 'CN-FM-M-10G' ELSE 'JP-ESIM-M-5G' END
+WHERE NOT EXISTS (SELECT 1 FROM terms t WHERE t.iccid = c.iccid);
 INSERT INTO terms (id, iccid, plan_id, order_id, valid_from, valid_until, data_total_bytes,
                    voice_total_minutes, sms_total, data_used_bytes, voice_used_minutes, sms_used, created_at)
 SELECT gen_random_uuid()::text, t.iccid, t.plan_id, NULL, t.valid_until, t.valid_until + interval '30 days',
        t.data_total_bytes, t.voice_total_minutes, t.sms_total, 0, 0, 0, now()
-FROM terms t WHERE right(t.iccid, 1) IN ('0', '2', '4', '6', '8');
+FROM terms t WHERE right(t.iccid, 1) IN ('0', '2', '4', '6', '8') AND t.data_used_bytes > 0
+  AND NOT EXISTS (SELECT 1 FROM terms q WHERE q.iccid = t.iccid AND q.valid_from >= t.valid_until);
 ANALYZE;
 SQL
+}
 
-start_server
-TOKEN="$(curl -fs -u "$(echo "$PARTNER_JSON" | json_field client_id):$(echo "$PARTNER_JSON" | json_field client_secret)" \
-  -d grant_type=client_credentials "$BASE/v1/oauth/token" | json_field access_token)"
-cat > "$WORK/random_balance.lua" <<LUA
+request_script() {
+  cat > "$WORK/random_balance.lua" <<LUA
 local iccids = {}
 for line in io.lines("$WORK/iccids.txt") do iccids[#iccids + 1] = line end
 math.randomseed(os.time())
@@ -69,14 +83,46 @@ request = function()
   return wrk.format("GET", "/v1/cards/" .. iccids[math.random(#iccids)] .. "/balance")
 end
 LUA
+}
+
+make_cards 0 "$CARDS"
+import_cards
+start_server
+TOKEN="$(curl -fs -u "$(echo "$PARTNER_JSON" | json_field client_id):$(echo "$PARTNER_JSON" | json_field client_secret)" \
+  -d grant_type=client_credentials "$BASE/v1/oauth/token" | json_field access_token)"
+request_script
+start_reference "$CEILING_PK" "127.0.0.1:$REFERENCE_PORT"
 
 echo "simrenew balance benchmark: $CARDS cards on PostgreSQL, wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $(nproc) cores"
-out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/random_balance.lua" "$BASE")"
-if echo "$out" | grep -q "Non-2xx"; then echo "$out"; echo "non-2xx answers" >&2; exit 1; fi
-printf 'GET /v1/cards/{iccid}/balance  %s req/s   p50 %s   p99 %s\n' \
-  "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
-  "$(echo "$out" | awk '$1 == "50%" {print $2}')" \
-  "$(echo "$out" | awk '$1 == "99%" {print $2}')"
+measure_script "reference: one primary-key SELECT" "$REFERENCE_BASE" "$WORK/random_balance.lua"
+measure_script "GET /v1/cards/{iccid}/balance" "$BASE" "$WORK/random_balance.lua"
+ratio_line "balance / one-row SELECT" GET__v1_cards__iccid__balance reference__one_primary_key_SELECT 1.0
+
+if [ -n "$SCALE_TO" ]; then
+  stop_reference
+  make_cards "$CARDS" "$SCALE_TO"
+  started=$(date +%s.%N)
+  import_cards
+  python3 -c "import sys; n=$SCALE_TO-$CARDS; s=float('$(date +%s.%N)')-$started; print(f'imported {n} cards through simrenew cards import (and their terms) in {s:.0f} s: {n/s:.0f} cards/s')"
+  request_script
+  measure_script "GET …/balance at $SCALE_TO cards" "$BASE" "$WORK/random_balance.lua"
+  python3 - "$WORK" "$CARDS" "$SCALE_TO" <<'PY'
+import sys, pathlib, re
+w, small, big = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+def pcts(key):
+    text = (w / f"{key}.wrk").read_text()
+    def ms(label):
+        v = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        n, unit = float(v.group(1)), v.group(2)
+        return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+    return ms("50%"), ms("99%")
+a = pcts("GET__v1_cards__iccid__balance")
+b = pcts(re.sub(r"[^A-Za-z0-9]", "_", f"GET …/balance at {big} cards"))
+flat = all(y <= x * 1.2 for x, y in zip(a, b))
+print(f"p50 {a[0]:.2f} ms -> {b[0]:.2f} ms, p99 {a[1]:.2f} ms -> {b[1]:.2f} ms from {small} to {big} cards "
+      f"(goal: within 20 %: {'met' if flat else 'NOT met'})")
+PY
+fi
 
 SAMPLE="$(sed -n '4242p' "$WORK/iccids.txt")"
 echo

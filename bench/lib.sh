@@ -15,6 +15,7 @@ SERVER_PID=""
 
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  if [ -n "${REFERENCE_PID:-}" ]; then kill "$REFERENCE_PID" 2>/dev/null || true; wait "$REFERENCE_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -24,7 +25,43 @@ need_wrk() {
 }
 
 build_release() {
-  (cd "$ROOT" && cargo build --release --quiet)
+  (cd "$ROOT" && cargo build --release --quiet --bin simrenew --examples)
+}
+
+# The same-machine references (examples/ceiling_*.rs), built by build_release.
+CEILING_JSON="$CARGO_TARGET_DIR/release/examples/ceiling_json"
+CEILING_PK="$CARGO_TARGET_DIR/release/examples/ceiling_pk"
+REFERENCE_PORT="${REFERENCE_PORT:-18183}"
+REFERENCE_BASE="http://127.0.0.1:$REFERENCE_PORT"
+REFERENCE_PID=""
+
+# start_reference PROGRAM ARGS…: starts a reference server on $REFERENCE_PORT and waits
+# until it answers.
+start_reference() {
+  "$@" > "$WORK/reference.log" 2>&1 &
+  REFERENCE_PID=$!
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$REFERENCE_BASE/" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  cat "$WORK/reference.log"; echo "reference server did not start" >&2; exit 1
+}
+
+stop_reference() {
+  if [ -n "$REFERENCE_PID" ]; then kill "$REFERENCE_PID" 2>/dev/null || true; wait "$REFERENCE_PID" 2>/dev/null || true; fi
+  REFERENCE_PID=""
+}
+
+# ratio_line LABEL NUMERATOR_KEY DENOMINATOR_KEY GOAL: prints the ratio of two measured
+# req/s (keys as `measure` files them) and whether it meets GOAL.
+ratio_line() {
+  python3 - "$WORK" "$@" <<'PY'
+import sys, pathlib
+work, label, top, bottom, goal = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+w = pathlib.Path(work)
+ratio = float((w / f"{top}.rps").read_text()) / float((w / f"{bottom}.rps").read_text())
+print(f"ratio {label}: {ratio:.2f}  (goal >= {goal:g}: {'met' if ratio >= goal else 'NOT met'})")
+PY
 }
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
@@ -53,6 +90,26 @@ token() {
   curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials "$BASE/v1/oauth/token" | json_field access_token
 }
 
+# measure_script NAME BASE_URL LUA_SCRIPT: as `measure`, with a wrk request script.
+measure_script() {
+  local name="$1" url="$2" script="$3" out key
+  out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url")"
+  key="$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_')"
+  echo "$out" > "$WORK/$key.wrk"
+  if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "$name: non-2xx answers" >&2; exit 1; fi
+  report_wrk "$name" "$out" "$key"
+}
+
+# report_wrk NAME WRK_OUTPUT KEY: prints "NAME req/s p50 p99", files req/s under KEY.
+report_wrk() {
+  local name="$1" out="$2" key="$3" rps p50 p99
+  rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
+  p50="$(echo "$out" | awk '$1 == "50%" {print $2}')"
+  p99="$(echo "$out" | awk '$1 == "99%" {print $2}')"
+  printf '%-40s %12s req/s   p50 %9s   p99 %9s\n' "$name" "$rps" "$p50" "$p99"
+  echo "$rps" > "$WORK/$key.rps"
+}
+
 # measure NAME URL [header]: runs wrk, prints "NAME req/s p50 p99", keeps req/s in
 # $WORK/<NAME with non-alphanumerics as _>.rps.
 measure() {
@@ -66,10 +123,32 @@ measure() {
   key="$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_')"
   echo "$out" > "$WORK/$key.wrk"
   if echo "$out" | grep -q "Non-2xx"; then echo "$out" >&2; echo "$name: non-2xx answers" >&2; exit 1; fi
-  local rps p50 p99
-  rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
-  p50="$(echo "$out" | awk '$1 == "50%" {print $2}')"
-  p99="$(echo "$out" | awk '$1 == "99%" {print $2}')"
-  printf '%-28s %12s req/s   p50 %9s   p99 %9s\n' "$name" "$rps" "$p50" "$p99"
-  echo "$rps" > "$WORK/$key.rps"
+  report_wrk "$name" "$out" "$key"
+}
+
+# startup_ms DATABASE_URL: milliseconds from starting `simrenew serve` on DATABASE_URL
+# (migrations included) to its first 200 from /readyz; the server is stopped after.
+startup_ms() {
+  python3 - "$BIN" "$1" "$PORT" <<'PY'
+import os, subprocess, sys, time, urllib.request
+binary, url, port = sys.argv[1], sys.argv[2], sys.argv[3]
+env = dict(os.environ, DATABASE_URL=url, SIMRENEW_LOG="warn")
+started = time.monotonic()
+server = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    while time.monotonic() - started < 10:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as r:
+                if r.status == 200:
+                    print(f"{(time.monotonic() - started) * 1000:.0f}")
+                    break
+        except OSError:
+            time.sleep(0.002)
+    else:
+        sys.exit("the server was not ready within 10 s")
+finally:
+    server.terminate()
+    server.wait()
+PY
 }

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Wallet order creation on PostgreSQL with 16 concurrent clients (each request a new
-# Idempotency-Key), next to `pgbench -b tpcb-like -c 16` on the same server.
+# Wallet order creation on PostgreSQL with 16 concurrent clients of one partner (each
+# request a new Idempotency-Key), next to the same-machine reference measured in the same
+# run: `pgbench -b tpcb-like -c 16 -j 2 -s 1` on the same server (its one branch row is
+# what the partner's wallet row is to orders). Prints the ratio (goal >= 0.7), then the
+# latency at half the rate reached (goal: p99 < 20 ms), the server's peak RSS under the
+# load (goal < 64 MB), and checks the ledger against the balance.
 # Usage: bench/orders.sh   (DURATION=10s CLIENTS=16 PG=postgres://postgres@127.0.0.1:5432)
 source "$(dirname "$0")/lib.sh"
 
@@ -57,19 +61,52 @@ request = function()
 end
 LUA
 
-echo "simrenew orders benchmark: wallet orders on PostgreSQL, $CLIENTS concurrent clients, $DURATION on $(nproc) cores"
-out="$(wrk -t"$THREADS" -c"$CLIENTS" -d"$DURATION" --latency -s "$WORK/order.lua" "$BASE")"
-if echo "$out" | grep -q "Non-2xx"; then echo "$out"; echo "non-2xx answers" >&2; exit 1; fi
-rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
-printf 'POST /v1/orders (wallet)      %s req/s   p50 %s   p99 %s\n' "$rps" \
-  "$(echo "$out" | awk '$1 == "50%" {print $2}')" "$(echo "$out" | awk '$1 == "99%" {print $2}')"
-psql "$DATABASE_URL" -Atc "SELECT 'orders written: ' || count(*) || ', ledger sum = balance: ' || ((SELECT sum(amount) FROM ledger_entries) = (SELECT sum(available) FROM wallet_balances)) FROM orders"
-kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+# peak_rss_mb PID: samples the process's resident memory every 100 ms until it or the
+# load (wrk) ends; prints the highest in MB.
+peak_rss_sampler() {
+  local pid="$1" out="$2" peak=0 rss
+  while kill -0 "$pid" 2>/dev/null && pgrep -x wrk >/dev/null; do
+    rss="$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"
+    [ "${rss:-0}" -gt "$peak" ] && peak="$rss"
+    sleep 0.1
+  done
+  echo "$((peak / 1024))" > "$out"
+}
 
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGBENCH_DB WITH (FORCE)" -c "CREATE DATABASE $PGBENCH_DB"
-pgbench -q -i -s 10 "$PG/$PGBENCH_DB" >/dev/null 2>&1
-pg_out="$(pgbench -b tpcb-like -c "$CLIENTS" -j 2 -T "${DURATION%s}" "$PG/$PGBENCH_DB" 2>&1)"
+pgbench -q -i -s 1 "$PG/$PGBENCH_DB" >/dev/null 2>&1
+
+echo "simrenew orders benchmark: wallet orders on PostgreSQL, $CLIENTS concurrent clients, $DURATION on $(nproc) cores"
+pg_out="$(pgbench -b tpcb-like -c "$CLIENTS" -j 2 -s 1 -T "${DURATION%s}" "$PG/$PGBENCH_DB" 2>&1)"
 pg_tps="$(echo "$pg_out" | awk -F'= ' '/^tps/ {print $2}' | awk '{print $1}' | head -1)"
-echo "pgbench -b tpcb-like -c $CLIENTS   $pg_tps tps ($(echo "$pg_out" | awk '/latency average/ {print $0}'))"
-python3 -c "print(f'ratio orders/pgbench: {float(\"$rps\") / float(\"$pg_tps\"):.2f}')"
+printf '%-40s %12s tps     (%s)\n' "reference: pgbench tpcb-like -s 1" "$pg_tps" "$(echo "$pg_out" | awk '/latency average/ {print $0}')"
+echo "$pg_tps" > "$WORK/pgbench.rps"
+
+( sleep 1; peak_rss_sampler "$SERVER_PID" "$WORK/rss_mb" ) &
+SAMPLER=$!
+measure_script "POST /v1/orders (wallet)" "$BASE" "$WORK/order.lua"
+wait "$SAMPLER" || true
+ratio_line "orders / pgbench" POST__v1_orders__wallet_ pgbench 0.7
+
+# Half the rate reached: each client waits between orders so that together they ask
+# for half of it (a closed loop: latency lengthens the gap a little, not the rate up).
+rps="$(cat "$WORK/POST__v1_orders__wallet_.rps")"
+half="$(python3 -c "print(max(1, round(float('$rps') / 2)))")"
+gap_ms="$(python3 -c "print(max(1, round($CLIENTS * 1000 / $half)))")"
+sed "s/^request = function()/function delay() return math.random(0, 2 * $gap_ms) end\nrequest = function()/" \
+  "$WORK/order.lua" > "$WORK/order_half.lua"
+measure_script "… at about half ($half/s asked)" "$BASE" "$WORK/order_half.lua"
+python3 - "$WORK" <<'PY'
+import sys, pathlib, re
+w = pathlib.Path(sys.argv[1])
+text = next(w.glob("*about_half*.wrk")).read_text()
+v = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+n, unit = float(v.group(1)), v.group(2)
+ms = n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+print(f"p99 at half the rate: {ms:.1f} ms  (goal < 20 ms: {'met' if ms < 20 else 'NOT met'})")
+PY
+echo "server peak RSS under the order load: $(cat "$WORK/rss_mb") MB  (goal < 64 MB)"
+psql "$DATABASE_URL" -Atc "SELECT 'orders written: ' || count(*) || ', ledger sum = balance: ' || ((SELECT sum(amount) FROM ledger_entries) = (SELECT sum(available) FROM wallet_balances)) FROM orders"
+psql "$DATABASE_URL" -Atc "SELECT (SELECT sum(amount) FROM ledger_entries) = (SELECT sum(available) FROM wallet_balances)" | grep -qx t \
+  || { echo "the ledger does not add up to the balance" >&2; exit 1; }
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGBENCH_DB WITH (FORCE)" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"

@@ -291,6 +291,7 @@ pub fn start(
     options: ServerOptions,
 ) -> std::io::Result<Server> {
     let metrics = metrics::build().map_err(std::io::Error::other)?;
+    crate::catalog::version::spawn_watcher(state.db.clone(), state.catalog.version.clone());
     spawn_housekeeping(state.clone());
     spawn_deliveries(state.clone());
     spawn_provider_checks(state.clone());

@@ -27,7 +27,7 @@ pub struct DatabaseArgs {
     pub database_url: DatabaseUrl,
 
     /// Largest number of pooled database connections per process.
-    #[arg(long, env = "SIMRENEW_DB_POOL_SIZE", default_value_t = 10,
+    #[arg(long, env = "SIMRENEW_DB_POOL_SIZE", default_value_t = DEFAULT_DB_POOL_SIZE,
           value_parser = clap::value_parser!(u32).range(1..=500), global = true)]
     pub db_pool_size: u32,
 
@@ -36,6 +36,9 @@ pub struct DatabaseArgs {
           value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
     pub db_timeout_ms: u64,
 }
+
+/// Pooled connections per process unless configured.
+pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 
 impl DatabaseArgs {
     pub fn pool_options(&self) -> PoolOptions {

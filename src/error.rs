@@ -362,6 +362,7 @@ impl From<DbError> for ApiError {
             }
             DbError::Unavailable(cause) => Self::Busy(cause.to_string()),
             DbError::Query(cause) => cause.into(),
+            DbError::Connect(cause) => Self::Unavailable(cause.to_string()),
             DbError::Cancelled => Self::Internal("database task cancelled".into()),
         }
     }

@@ -2,8 +2,11 @@
 //! Stripe does it). Keys are scoped per partner and live 24 hours.
 //!
 //! The database is the lock, so it holds across instances:
-//! 1. claim the key in a short transaction (a concurrent duplicate then sees
-//!    `in_progress` → `409`; a different request under the key → `422`);
+//! 1. claim the key: for work done in one transaction ([`execute`]), in that very
+//!    transaction (a concurrent duplicate waits for it, then replays its answer); for
+//!    work in several steps ([`start`]), in a short transaction of its own (a concurrent
+//!    duplicate then sees `in_progress` → `409`); a different request under the key →
+//!    `422`;
 //! 2. run the work and record its response in one transaction, so the work can never
 //!    commit without its response being stored. The claim is a short lease
 //!    (`CLAIM_LEASE`) that the request renews while its work runs: a crashed request's
@@ -386,31 +389,36 @@ pub enum Start {
     Replay(HttpResponse),
 }
 
+fn key_reused() -> ApiError {
+    ApiError::new(
+        ErrorCode::IdempotencyKeyReused,
+        "this Idempotency-Key was used with a different request; use a new key for a new request",
+    )
+}
+
+/// Another request holds the key; `until`: when its lease lapses if not renewed.
+fn in_progress(until: Option<chrono::NaiveDateTime>) -> ApiError {
+    let wait = until
+        .map(|until| (until - time::to_db(time::now())).num_milliseconds())
+        .map(|ms| (ms + 999) / 1000)
+        .unwrap_or(1)
+        .clamp(1, CLAIM_LEASE.num_seconds());
+    ApiError::new(
+        ErrorCode::IdempotencyRequestInProgress,
+        "a request with this Idempotency-Key is still in progress; retry shortly",
+    )
+    .with_header(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&wait.to_string()).unwrap_or(HeaderValue::from_static("1")),
+    )
+}
+
 /// Claims the key, or tells how an earlier request with it went.
 pub async fn start(db: &Db, scope: Scope) -> Result<Start, ApiError> {
     match claim(db, &scope).await? {
         Claim::Replay(reply) => Ok(Start::Replay(reply.into_response(true))),
-        Claim::Mismatch => Err(ApiError::new(
-            ErrorCode::IdempotencyKeyReused,
-            "this Idempotency-Key was used with a different request; use a new key for a new request",
-        )),
-        Claim::InProgress(until) => {
-            // The truth: when the holder's lease lapses if it is not renewed.
-            let wait = until
-                .map(|until| (until - time::to_db(time::now())).num_milliseconds())
-                .map(|ms| (ms + 999) / 1000)
-                .unwrap_or(1)
-                .clamp(1, CLAIM_LEASE.num_seconds());
-            Err(ApiError::new(
-                ErrorCode::IdempotencyRequestInProgress,
-                "a request with this Idempotency-Key is still in progress; retry shortly",
-            )
-            .with_header(
-                header::RETRY_AFTER,
-                HeaderValue::from_str(&wait.to_string())
-                    .unwrap_or(HeaderValue::from_static("1")),
-            ))
-        }
+        Claim::Mismatch => Err(key_reused()),
+        Claim::InProgress(until) => Err(in_progress(until)),
         Claim::Claimed { resource_id, fence } => Ok(Start::Held(Held {
             _lease: std::sync::Arc::new(LeaseKeeper::start(
                 db.clone(),
@@ -486,6 +494,12 @@ pub fn respond(reply: Reply) -> HttpResponse {
 }
 
 /// Runs `work` in one transaction, at most once per key. Without a key, runs it plainly.
+///
+/// The key is claimed in the work's own transaction, by its first statement: an insert
+/// that a concurrent request with the same key waits behind (PostgreSQL holds the
+/// uncommitted key; SQLite has one writer), and then finds completed and replays. So the
+/// key costs two statements (the claim, and the answer stored with the work), and a
+/// crash anywhere rolls the claim back with the work: nothing to lapse or take over.
 pub async fn execute<F>(db: &Db, scope: Option<Scope>, work: F) -> Result<HttpResponse, ApiError>
 where
     F: FnOnce(&mut DbConnection) -> Result<Reply, ApiError> + Send + 'static,
@@ -493,24 +507,89 @@ where
     let Some(scope) = scope else {
         return db.transaction(work).await.map(respond);
     };
-    let held = match start(db, scope).await? {
-        Start::Replay(response) => return Ok(response),
-        Start::Held(held) => held,
-    };
-    let keeper = held.clone();
+    let attempt = scope.clone();
     let outcome = db
-        .transaction(move |conn| {
-            let reply = work(conn)?;
-            keeper.complete(conn, &reply)?;
-            Ok::<_, ApiError>(reply)
+        .transaction(move |conn| match claim_in_transaction(conn, &attempt)? {
+            Claim::Claimed { fence, .. } => {
+                let reply = work(conn)?;
+                record(conn, &attempt, &fence, &reply)?;
+                Ok(Ok(reply))
+            }
+            not_ours => Ok::<_, ApiError>(Err(not_ours)),
         })
         .await;
     match outcome {
-        Ok(reply) => Ok(respond(reply)),
-        Err(err) if err.code().status().is_client_error() => held.refuse(db, &err).await,
-        Err(err) => {
-            held.release(db, false).await;
-            Err(err)
+        Ok(Ok(reply)) => Ok(respond(reply)),
+        Ok(Err(not_ours)) => answer_for(not_ours),
+        // The work rolled back, the claim with it: the refusal is stored on its own, so a
+        // retry gets the same answer.
+        Err(err) if err.code().status().is_client_error() => refuse_after(db, scope, err).await,
+        Err(err) => Err(err),
+    }
+}
+
+/// Claims the key inside the caller's transaction: a new key is inserted (waiting for a
+/// concurrent holder of the same key to finish); a key that exists is judged as
+/// [`try_claim`] judges it.
+fn claim_in_transaction(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Claim> {
+    let now = time::to_db(time::now());
+    let fence = uuid::Uuid::new_v4().to_string();
+    let claim = diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::partner_id.eq(&scope.partner_id),
+            idempotency_keys::idempotency_key.eq(&scope.key),
+            idempotency_keys::fingerprint.eq(&scope.fingerprint),
+            idempotency_keys::state.eq(KeyState::InProgress),
+            idempotency_keys::locked_until.eq(now + CLAIM_LEASE),
+            idempotency_keys::claim_token.eq(&fence),
+            idempotency_keys::created_at.eq(now),
+            idempotency_keys::expires_at.eq(now + KEY_LIFETIME),
+        ))
+        .on_conflict_do_nothing();
+    // diesel's multi-backend connection has no ON CONFLICT; each backend has.
+    let inserted = match conn {
+        DbConnection::Postgres(pg) => claim.execute(pg)?,
+        DbConnection::Sqlite(lite) => claim.execute(lite)?,
+    };
+    if inserted == 1 {
+        return Ok(Claim::Claimed {
+            resource_id: None,
+            fence,
+        });
+    }
+    try_claim(conn, scope)
+}
+
+/// The answer to a request whose key was not claimed.
+fn answer_for(claim: Claim) -> Result<HttpResponse, ApiError> {
+    match claim {
+        Claim::Replay(reply) => Ok(reply.into_response(true)),
+        Claim::Mismatch => Err(key_reused()),
+        Claim::InProgress(until) => Err(in_progress(until)),
+        Claim::Claimed { .. } => Err(ApiError::internal("a claimed key was not used")),
+    }
+}
+
+/// Stores `err` as the key's answer, after the work that produced it rolled back. A
+/// request with the same key that finished meanwhile decides the answer instead.
+async fn refuse_after(db: &Db, scope: Scope, err: ApiError) -> Result<HttpResponse, ApiError> {
+    let reply = reply_of(&err).await?;
+    let stored = reply.clone();
+    let outcome = db
+        .transaction(move |conn| match claim_in_transaction(conn, &scope)? {
+            Claim::Claimed { fence, .. } => {
+                record(conn, &scope, &fence, &stored)?;
+                Ok(None)
+            }
+            not_ours => Ok::<_, ApiError>(Some(not_ours)),
+        })
+        .await;
+    match outcome {
+        Ok(None) => Ok(reply.into_response(false)),
+        Ok(Some(claim @ Claim::Replay(_))) => answer_for(claim),
+        Ok(Some(_)) | Err(_) => {
+            tracing::warn!("a refusal was not stored: another request holds its key");
+            Ok(reply.into_response(false))
         }
     }
 }

@@ -137,13 +137,12 @@ impl<R: ScopeRule> FromRequest for Authorized<R> {
                 return Err(ApiError::internal("authentication is not registered"));
             };
             let token = token?;
-            let (claims, scopes) = authenticator.tokens.verify(&token).map_err(|rejection| {
+            let verified = authenticator.verify(&token).map_err(|rejection| {
                 tracing::info!(reason = %rejection, "bearer token refused");
                 unauthorized("the access token is invalid or expired", true)
             })?;
-            let Some(credential) = authenticator
-                .usable_credential(&db, &claims, &scopes)
-                .await?
+            let (claims, scopes) = &*verified;
+            let Some(credential) = authenticator.usable_credential(&db, claims, scopes).await?
             else {
                 tracing::info!(client_id = %claims.cid, "token of a revoked credential or suspended partner");
                 return Err(unauthorized("the access token has been revoked", true));
@@ -162,9 +161,9 @@ impl<R: ScopeRule> FromRequest for Authorized<R> {
             }
             Ok(Authorized {
                 principal: Principal {
-                    partner_id: claims.sub,
-                    client_id: claims.cid,
-                    scopes,
+                    partner_id: claims.sub.clone(),
+                    client_id: claims.cid.clone(),
+                    scopes: scopes.clone(),
                 },
                 _rule: PhantomData,
             })

@@ -10,6 +10,7 @@ use super::scopes::ScopeSet;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_S: u64 = 30;
+pub const LEEWAY: Duration = Duration::from_secs(LEEWAY_S);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
@@ -59,6 +60,8 @@ pub enum TokenRejection {
     IssuedInTheFuture,
     #[error("lives longer than tokens are issued for")]
     TooLong,
+    #[error("expired")]
+    Expired,
 }
 
 pub struct TokenService {
@@ -117,6 +120,14 @@ impl TokenService {
         let mut header = Header::new(self.keys.algorithm().jsonwebtoken());
         header.kid = Some(kid.to_owned());
         encode(&header, &claims, key)
+    }
+
+    /// Whether claims that verified earlier are still within `exp` (and past `nbf`),
+    /// with the same leeway as [`TokenService::verify`].
+    pub fn is_current(&self, claims: &Claims) -> bool {
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(LEEWAY_S).unwrap_or(i64::MAX);
+        now <= claims.exp.saturating_add(leeway) && now >= claims.nbf.saturating_sub(leeway)
     }
 
     /// Checks signature, algorithm, `kid`, `iss`, `aud`, `exp` and `nbf`.

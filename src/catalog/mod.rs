@@ -5,7 +5,9 @@ pub mod devices;
 pub mod model;
 pub mod routes;
 pub mod store;
+pub mod version;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
@@ -19,16 +21,19 @@ use crate::i18n::Lang;
 use crate::pagination::PageRequest;
 use model::{NewPlan, Plan, PlanFilter, PlanList, PlanPatch, PlanRow, PlanSpec};
 
-/// Rendered catalog pages, keyed by catalog version and request. A change anywhere bumps
-/// the version, so an entry is never served for a catalog it does not show; the version
-/// is read on every request, so the staleness bound is zero.
+/// Rendered catalog pages, keyed by catalog version and request, and the version itself.
+/// A change anywhere bumps the version, so an entry is never served for a catalog it does
+/// not show; the version is held in memory and is at most
+/// [`version::STALENESS_BOUND`] old (see `version`).
 pub struct CatalogCache {
     pages: Cache<(i64, String), Bytes>,
+    pub version: Arc<version::CatalogVersion>,
 }
 
 impl Default for CatalogCache {
     fn default() -> Self {
         Self {
+            version: Arc::default(),
             pages: Cache::builder()
                 .max_capacity(2_000)
                 .time_to_idle(Duration::from_secs(600))
@@ -54,57 +59,80 @@ pub fn on_sale_for(plan: &model::PlanRow, card_type: crate::domain::CardType) ->
 }
 
 /// Adds a plan to the catalog. A code already taken is `409 conflict`.
-pub async fn create_plan(db: &Db, input: NewPlan, lang: Lang) -> Result<Plan, ApiError> {
+pub async fn create_plan(
+    db: &Db,
+    cache: &CatalogCache,
+    input: NewPlan,
+    lang: Lang,
+) -> Result<Plan, ApiError> {
     let spec = input.validate("").map_err(ApiError::validation)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = time::to_db(time::now());
-    db.transaction(move |conn| {
-        if store::find_by_code(conn, &spec.code)?.is_some() {
-            return Err(conflict_code(&spec.code));
-        }
-        match store::insert_plan(conn, &id, &spec, now) {
-            Err(e) if is_unique_violation(&e) => return Err(conflict_code(&spec.code)),
-            other => other?,
-        }
-        let row = store::find_by_id(conn, &id)?
-            .ok_or_else(|| ApiError::internal("inserted plan not found"))?;
-        one_plan(conn, row, lang)
-    })
-    .await
+    let plan = db
+        .transaction(move |conn| {
+            if store::find_by_code(conn, &spec.code)?.is_some() {
+                return Err(conflict_code(&spec.code));
+            }
+            match store::insert_plan(conn, &id, &spec, now) {
+                Err(e) if is_unique_violation(&e) => return Err(conflict_code(&spec.code)),
+                other => other?,
+            }
+            let row = store::find_by_id(conn, &id)?
+                .ok_or_else(|| ApiError::internal("inserted plan not found"))?;
+            one_plan(conn, row, lang)
+        })
+        .await?;
+    // This instance answers from the new catalog at once (others within the bound).
+    cache.version.refresh(db).await?;
+    Ok(plan)
 }
 
 pub async fn update_plan(
     db: &Db,
+    cache: &CatalogCache,
     id: uuid::Uuid,
     patch: PlanPatch,
     lang: Lang,
 ) -> Result<Plan, ApiError> {
     let spec = patch.validate()?;
     let now = time::to_db(time::now());
-    db.transaction(move |conn| {
-        let key = id.to_string();
-        if !store::update_plan(conn, &key, &spec, now)? {
-            return Err(ApiError::not_found(format!("no plan {id}")));
-        }
-        let row = store::find_by_id(conn, &key)?
-            .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
-        one_plan(conn, row, lang)
-    })
-    .await
+    let plan = db
+        .transaction(move |conn| {
+            let key = id.to_string();
+            if !store::update_plan(conn, &key, &spec, now)? {
+                return Err(ApiError::not_found(format!("no plan {id}")));
+            }
+            let row = store::find_by_id(conn, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
+            one_plan(conn, row, lang)
+        })
+        .await?;
+    // This instance answers from the new catalog at once (others within the bound).
+    cache.version.refresh(db).await?;
+    Ok(plan)
 }
 
-pub async fn retire_plan(db: &Db, id: uuid::Uuid, lang: Lang) -> Result<Plan, ApiError> {
+pub async fn retire_plan(
+    db: &Db,
+    cache: &CatalogCache,
+    id: uuid::Uuid,
+    lang: Lang,
+) -> Result<Plan, ApiError> {
     let now = time::to_db(time::now());
-    db.transaction(move |conn| {
-        let key = id.to_string();
-        if !store::retire_plan(conn, &key, now)? {
-            return Err(ApiError::not_found(format!("no plan {id}")));
-        }
-        let row = store::find_by_id(conn, &key)?
-            .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
-        one_plan(conn, row, lang)
-    })
-    .await
+    let plan = db
+        .transaction(move |conn| {
+            let key = id.to_string();
+            if !store::retire_plan(conn, &key, now)? {
+                return Err(ApiError::not_found(format!("no plan {id}")));
+            }
+            let row = store::find_by_id(conn, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
+            one_plan(conn, row, lang)
+        })
+        .await?;
+    // This instance answers from the new catalog at once (others within the bound).
+    cache.version.refresh(db).await?;
+    Ok(plan)
 }
 
 /// Any plan by id, retired ones included (orders and terms keep pointing at them).
@@ -116,11 +144,6 @@ pub async fn get_plan(db: &Db, id: uuid::Uuid, lang: Lang) -> Result<(i64, Plan)
         Ok((version, one_plan(conn, row, lang)?))
     })
     .await
-}
-
-pub async fn catalog_version(db: &Db) -> Result<i64, ApiError> {
-    db.run(|conn| store::catalog_version(conn).map_err(ApiError::from))
-        .await
 }
 
 /// One page of the active catalog as JSON, from the cache when this version of it was

@@ -91,7 +91,7 @@ async fn list_plans(
         cursor: query.cursor.clone(),
     }
     .validate()?;
-    let version = super::catalog_version(&db).await?;
+    let version = cache.version.current(&db).await?;
     let etag = catalog_etag(version);
     if not_modified(&req, &etag) {
         return Ok(not_modified_response(etag));
@@ -119,9 +119,10 @@ async fn get_plan(
     _auth: Authorized<require::CatalogRead>,
     req: HttpRequest,
     db: web::Data<Db>,
+    cache: web::Data<super::CatalogCache>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let version = super::catalog_version(&db).await?;
+    let version = cache.version.current(&db).await?;
     let etag = catalog_etag(version);
     if not_modified(&req, &etag) {
         return Ok(not_modified_response(etag));
@@ -148,10 +149,11 @@ async fn get_plan(
 async fn create_plan(
     _auth: Authorized<require::Admin>,
     db: web::Data<Db>,
+    cache: web::Data<super::CatalogCache>,
     body: web::Json<NewPlan>,
 ) -> Result<HttpResponse, ApiError> {
     let lang = crate::request_scope::current_lang();
-    let plan = super::create_plan(&db, body.into_inner(), lang).await?;
+    let plan = super::create_plan(&db, &cache, body.into_inner(), lang).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/plans/{}", plan.id)))
         .json(plan))
@@ -178,12 +180,14 @@ async fn create_plan(
 async fn update_plan(
     _auth: Authorized<require::Admin>,
     db: web::Data<Db>,
+    cache: web::Data<super::CatalogCache>,
     id: web::Path<uuid::Uuid>,
     body: web::Json<PlanPatch>,
 ) -> Result<web::Json<Plan>, ApiError> {
     Ok(web::Json(
         super::update_plan(
             &db,
+            &cache,
             id.into_inner(),
             body.into_inner(),
             crate::request_scope::current_lang(),
@@ -207,9 +211,16 @@ async fn update_plan(
 async fn retire_plan(
     _auth: Authorized<require::Admin>,
     db: web::Data<Db>,
+    cache: web::Data<super::CatalogCache>,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<Plan>, ApiError> {
     Ok(web::Json(
-        super::retire_plan(&db, id.into_inner(), crate::request_scope::current_lang()).await?,
+        super::retire_plan(
+            &db,
+            &cache,
+            id.into_inner(),
+            crate::request_scope::current_lang(),
+        )
+        .await?,
     ))
 }

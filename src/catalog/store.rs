@@ -20,11 +20,20 @@ pub fn catalog_version(conn: &mut DbConnection) -> QueryResult<i64> {
         .first(conn)
 }
 
+/// Counts a catalog change; on PostgreSQL, announces the new version to every
+/// instance listening (delivered when the transaction commits; see `version`).
 pub fn bump_version(conn: &mut DbConnection) -> QueryResult<()> {
-    diesel::update(catalog_version::table.find(1))
+    let version: i64 = diesel::update(catalog_version::table.find(1))
         .set(catalog_version::version.eq(catalog_version::version + 1))
-        .execute(conn)
-        .map(drop)
+        .returning(catalog_version::version)
+        .get_result(conn)?;
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(super::version::CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(version.to_string())
+            .execute(pg)?;
+    }
+    Ok(())
 }
 
 fn replace_prices(

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 
@@ -199,15 +199,68 @@ impl ManageConnection for ConnectionManager {
         connected
     }
 
+    /// Called on every checkout: a round trip only for a PostgreSQL connection that has
+    /// been idle for [`PING_WHEN_IDLE_FOR`] (the server may have restarted or a
+    /// firewall dropped it meanwhile). A connection in steady use is not pinged: one
+    /// that failed is marked lost by [`ConnectionWatch`] and never handed out again.
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        let idle_for = ConnectionWatch::of(conn).map(|watch| watch.last_used.elapsed());
+        match conn {
+            DbConnection::Postgres(_) if idle_for.is_none_or(|idle| idle >= PING_WHEN_IDLE_FOR) => {
+                conn.batch_execute("SELECT 1")
+                    .map_err(r2d2::Error::QueryError)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        match conn {
+        let lost = ConnectionWatch::of(conn).is_some_and(|watch| watch.lost);
+        lost || match conn {
             DbConnection::Postgres(c) => c.is_broken(),
             DbConnection::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+/// How long a pooled PostgreSQL connection may sit unused before a checkout checks it
+/// with `SELECT 1` first. Under load connections are reused far more often than this,
+/// so the hot paths pay no extra round trip.
+pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(2);
+
+/// Watches one connection's queries (diesel's instrumentation hook): when it was last
+/// used, and whether a query found it closed or could not be sent, so the pool drops
+/// it instead of handing it out again.
+struct ConnectionWatch {
+    last_used: std::time::Instant,
+    lost: bool,
+}
+
+impl ConnectionWatch {
+    fn new() -> Self {
+        Self {
+            last_used: std::time::Instant::now(),
+            lost: false,
+        }
+    }
+
+    fn of(conn: &mut DbConnection) -> Option<&mut Self> {
+        conn.instrumentation().downcast_mut::<Self>()
+    }
+}
+
+impl Instrumentation for ConnectionWatch {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        use diesel::result::{DatabaseErrorKind, Error};
+        if let InstrumentationEvent::FinishQuery { error, .. } = event {
+            self.last_used = std::time::Instant::now();
+            if let Some(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) = error
+            {
+                self.lost = true;
+            }
         }
     }
 }
@@ -215,12 +268,16 @@ impl ManageConnection for ConnectionManager {
 impl ConnectionManager {
     fn open(&self) -> Result<DbConnection, r2d2::Error> {
         match self.url.backend {
-            Backend::Postgres => PgConnection::establish(&self.url.target)
-                .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&self.url.target)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.set_instrumentation(ConnectionWatch::new());
+                Ok(DbConnection::Postgres(conn))
+            }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url.target)
                     .map_err(r2d2::Error::ConnectionError)?;
+                conn.set_instrumentation(ConnectionWatch::new());
                 // Per-connection settings: SQLite forgets them when a connection closes.
                 conn.batch_execute(&format!(
                     "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
@@ -251,6 +308,8 @@ pub enum DbError {
     Unavailable(#[from] r2d2::PoolError),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
     #[error("database task was cancelled")]
     Cancelled,
 }
@@ -270,6 +329,7 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
 pub struct Db {
     pool: Pool,
     backend: Backend,
+    url: DatabaseUrl,
     /// SQLite allows one writer; taking this lock before a write transaction keeps
     /// concurrent requests in this process from failing with SQLITE_BUSY when two
     /// deferred transactions both try to upgrade to a write lock.
@@ -309,12 +369,20 @@ impl Db {
         Self {
             pool: builder.build_unchecked(manager),
             backend: url.backend(),
+            url: url.clone(),
             sqlite_writer: Arc::new(Mutex::new(())),
         }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A connection of its own, outside the pool, for a PostgreSQL `LISTEN` (which
+    /// must stay on one session); `None` on SQLite.
+    pub fn dedicated_postgres(&self) -> Option<Result<PgConnection, DbError>> {
+        (self.backend == Backend::Postgres)
+            .then(|| PgConnection::establish(self.url.driver_target()).map_err(DbError::from))
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.

@@ -292,8 +292,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    receipt_counters (day) {
-        day -> Text,
+    /// SQLite only: the receipt number counter (PostgreSQL has the `receipt_numbers`
+    /// sequence instead).
+    receipt_sequence (id) {
+        id -> Integer,
         last -> BigInt,
     }
 }
@@ -452,7 +454,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_entries,
     refunds,
     orders,
-    receipt_counters,
+    receipt_sequence,
     idempotency_keys,
     activations,
     payment_events,

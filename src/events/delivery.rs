@@ -179,8 +179,12 @@ pub struct AttemptRow {
 }
 
 /// Makes the deliveries of a new event, inside the transaction that appends it.
-pub fn fan_out(conn: &mut DbConnection, event: &EventRow) -> Result<(), ApiError> {
-    for endpoint in endpoints::enabled_for_partner(conn, &event.partner_id)? {
+pub fn fan_out(
+    conn: &mut DbConnection,
+    enabled: &[endpoints::EndpointRow],
+    event: &EventRow,
+) -> Result<(), ApiError> {
+    for endpoint in enabled {
         // A setting that cannot be read must not fail the payment or confirmation it
         // rides along with: that endpoint is skipped, and the operator told.
         match endpoint.takes(event.event_type) {

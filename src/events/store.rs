@@ -14,28 +14,27 @@ pub fn next_seq(conn: &mut DbConnection, partner_id: &str) -> QueryResult<i64> {
     let bump = |conn: &mut DbConnection| {
         diesel::update(counter)
             .set(event_counters::last_seq.eq(event_counters::last_seq + 1_i64))
-            .execute(conn)
+            .returning(event_counters::last_seq)
+            .get_result::<i64>(conn)
+            .optional()
     };
-    if bump(conn)? == 0 {
-        // The partner's first event; a savepoint, so that losing the race aborts nothing.
-        let created = conn.transaction(|conn| {
-            diesel::insert_into(event_counters::table)
-                .values((
-                    event_counters::partner_id.eq(partner_id),
-                    event_counters::last_seq.eq(1_i64),
-                ))
-                .execute(conn)
-        });
-        match created {
-            Err(e) if is_unique_violation(&e) => {
-                bump(conn)?;
-            }
-            other => {
-                other?;
-            }
-        }
+    if let Some(seq) = bump(conn)? {
+        return Ok(seq);
     }
-    counter.select(event_counters::last_seq).first(conn)
+    // The partner's first event; a savepoint, so that losing the race aborts nothing.
+    let created = conn.transaction(|conn| {
+        diesel::insert_into(event_counters::table)
+            .values((
+                event_counters::partner_id.eq(partner_id),
+                event_counters::last_seq.eq(1_i64),
+            ))
+            .execute(conn)
+    });
+    match created {
+        Ok(_) => Ok(1),
+        Err(e) if is_unique_violation(&e) => bump(conn)?.ok_or(diesel::result::Error::NotFound),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn insert(conn: &mut DbConnection, row: &EventRow) -> QueryResult<()> {

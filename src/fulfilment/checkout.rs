@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::db::{Db, DbConnection};
 use crate::domain::{time, Money};
 use crate::error::{ApiError, ErrorCode};
+use crate::events;
 use crate::idempotency::{self, Reply};
 use crate::notifications;
 use crate::orders::model::{Order, OrderRequest, OrderRow};
@@ -17,8 +18,6 @@ use crate::orders::state::OrderStatus;
 use crate::orders::{self, store as order_store};
 use crate::payments::{PaymentRequest, Payments, ProviderError};
 use crate::wallet;
-
-use super::mark_paid_in;
 
 /// The `201` answer naming a new order.
 pub fn created(order: &OrderRow) -> Result<Reply, ApiError> {
@@ -29,10 +28,14 @@ pub fn created(order: &OrderRow) -> Result<Reply, ApiError> {
     )
 }
 
-/// A wallet order: after the checks, the wallet is debited (`402 insufficient_funds`
-/// otherwise), the order moves to `paid` with a receipt number, its activation is
-/// created, and a wallet taken below its alert amount is told — in the caller's
-/// transaction with the insert: all of it, or nothing.
+/// A wallet order: after the checks, the order is written `paid` with a receipt number,
+/// its activation is created, the wallet is debited (`402 insufficient_funds`
+/// otherwise), `order.paid` is told, and a wallet taken below its alert amount too — in
+/// the caller's transaction: all of it, or nothing.
+///
+/// Every order of a partner locks the partner's wallet row and event counter until its
+/// transaction ends, so those come last: the reads and inserts that wait for no one come
+/// first, and the locks are held for four statements and the commit.
 pub fn place_wallet_order_in(
     conn: &mut DbConnection,
     partner_id: &str,
@@ -41,16 +44,28 @@ pub fn place_wallet_order_in(
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
     let priced = orders::price(conn, partner_id, request)?;
-    let order = orders::insert_pending(conn, partner_id, request, &priced, None, now)?;
+    let paid = orders::insert_paid(conn, partner_id, request, &priced, now)?;
+    if !paid.waits_for_start(now) {
+        super::open_activation_for(
+            conn,
+            &paid,
+            &priced.card,
+            priced.verify_subscriber,
+            smdp_address,
+            now,
+        )?;
+    }
+    let recipients = events::recipients(conn, partner_id)?;
+    let alert = notifications::wallet_alert(conn, partner_id, request.currency)?;
     let debit = wallet::debit(
         conn,
         partner_id,
         Money::new(priced.amount, request.currency),
-        &order.id,
+        &paid.id,
         now,
     )?;
-    let paid = mark_paid_in(conn, &order, smdp_address, now)?;
-    notifications::wallet_debited(conn, &debit, now)?;
+    orders::tell(conn, &recipients, &paid, now)?;
+    notifications::wallet_debited(conn, &recipients, alert, &debit, now)?;
     Ok(paid)
 }
 

@@ -20,6 +20,7 @@ pub mod settlement;
 use chrono::NaiveDateTime;
 
 use crate::activation;
+use crate::cards::model::CardRow;
 use crate::cards::store as card_store;
 use crate::db::DbConnection;
 use crate::domain::CardType;
@@ -54,14 +55,27 @@ pub fn open_activation_in(
 ) -> Result<(), ApiError> {
     let card = card_store::find_card(conn, &order.iccid)?
         .ok_or_else(|| ApiError::internal("an order's card is missing"))?;
+    let verify = crate::partners::store::find_partner(conn, &order.partner_id)?
+        .ok_or_else(|| ApiError::internal("an order's partner is missing"))?
+        .verify_subscriber_before_release;
+    open_activation_for(conn, order, &card, verify, smdp_address, now)
+}
+
+/// [`open_activation_in`] with the order's card and its partner's verification setting
+/// already read.
+pub fn open_activation_for(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    card: &CardRow,
+    verify: bool,
+    smdp_address: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
     let installed = card.card_type == CardType::Esim
         && match card.profile_state {
             Some(state) => state.is_installed(),
             None => activation::store::any_confirmed(conn, &card.iccid)?,
         };
-    let verify = crate::partners::store::find_partner(conn, &order.partner_id)?
-        .ok_or_else(|| ApiError::internal("an order's partner is missing"))?
-        .verify_subscriber_before_release;
     let pending = activation::new_pending(
         &order.id,
         &order.iccid,

@@ -17,7 +17,7 @@ use chrono::NaiveDateTime;
 
 use crate::cards;
 use crate::db::{stored_uuid, Db, DbConnection};
-use crate::domain::{time, MinorUnits};
+use crate::domain::{time, Currency, MinorUnits};
 use crate::error::ApiError;
 use crate::events::{self, EventType};
 use crate::wallet::{EntryRow, WalletBalance};
@@ -110,14 +110,26 @@ pub fn data_used(
     Ok(())
 }
 
-/// Tells `wallet.low_balance` when the debit just written (`entry`, in this
-/// transaction) took the wallet below the partner's alert amount for its currency.
+/// The partner's low-balance alert amount in `currency`, if it set one: read before
+/// the debit, so the wallet's row is locked for fewer statements.
+pub fn wallet_alert(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    currency: Currency,
+) -> Result<Option<MinorUnits>, ApiError> {
+    Ok(store::wallet_alert(conn, partner_id, currency)?)
+}
+
+/// Tells `wallet.low_balance` when the debit `entry` took the wallet from at or above
+/// `alert` to below it (once per crossing), in the debit's transaction.
 pub fn wallet_debited(
     conn: &mut DbConnection,
+    recipients: &events::Recipients,
+    alert: Option<MinorUnits>,
     entry: &EntryRow,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    let Some(threshold) = store::wallet_alert(conn, &entry.partner_id, entry.currency)? else {
+    let Some(threshold) = alert else {
         return Ok(());
     };
     let after = entry.balance_after;
@@ -134,13 +146,7 @@ pub fn wallet_debited(
             available: after,
         },
     };
-    events::append(
-        conn,
-        &entry.partner_id,
-        EventType::WalletLowBalance,
-        &notice,
-        now,
-    )
+    events::append_to(conn, recipients, EventType::WalletLowBalance, &notice, now)
 }
 
 fn settings_view(

@@ -10,7 +10,7 @@ pub mod store;
 use chrono::NaiveDateTime;
 
 use crate::cards::{self, store as card_store};
-use crate::catalog::{self, store as catalog_store};
+use crate::catalog;
 use crate::db::DbConnection;
 use crate::domain::{time, CardType, Currency, Iccid, MinorUnits, NextAction};
 use crate::error::{ApiError, ErrorCode, FieldError};
@@ -43,8 +43,29 @@ pub fn transition(
     event: OrderEvent,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
-    let from = order.status;
-    let to = state::next(from, event).ok_or_else(|| invalid_transition(order, event))?;
+    let receipt = match event {
+        OrderEvent::PaymentSucceeded => Some(store::next_receipt_number(conn, now)?),
+        _ => None,
+    };
+    let row = after(order, event, receipt, now)?;
+    if !store::update_if_status(conn, &row, order.status)? {
+        let current = store::find(conn, &order.id)?.unwrap_or_else(|| order.clone());
+        return Err(invalid_transition(&current, event));
+    }
+    let recipients = events::recipients(conn, &row.partner_id)?;
+    tell(conn, &recipients, &row, now)?;
+    Ok(row)
+}
+
+/// `order` as `event` leaves it (the state machine's step and the fields it sets); a
+/// payment carries the receipt number it was given.
+fn after(
+    order: &OrderRow,
+    event: OrderEvent,
+    receipt_number: Option<String>,
+    now: NaiveDateTime,
+) -> Result<OrderRow, ApiError> {
+    let to = state::next(order.status, event).ok_or_else(|| invalid_transition(order, event))?;
     let mut row = order.clone();
     row.status = to;
     row.updated_at = now;
@@ -52,7 +73,9 @@ pub fn transition(
         OrderEvent::PaymentSucceeded => {
             row.payment_status = PaymentStatus::Succeeded;
             row.paid_at = Some(now);
-            row.receipt_number = Some(store::next_receipt_number(conn, now)?);
+            row.receipt_number = Some(
+                receipt_number.ok_or_else(|| ApiError::internal("a payment without a receipt"))?,
+            );
         }
         OrderEvent::PaymentFailed => {
             row.payment_status = PaymentStatus::Failed;
@@ -65,28 +88,6 @@ pub fn transition(
             row.closed_at = Some(now);
         }
         OrderEvent::Refund => {}
-    }
-    if !store::update_if_status(conn, &row, from)? {
-        let current = store::find(conn, &order.id)?.unwrap_or_else(|| order.clone());
-        return Err(invalid_transition(&current, event));
-    }
-    let told = match to {
-        OrderStatus::Paid => Some(EventType::OrderPaid),
-        OrderStatus::Failed => Some(EventType::OrderFailed),
-        OrderStatus::Cancelled => Some(EventType::OrderCancelled),
-        OrderStatus::Expired => Some(EventType::OrderExpired),
-        // A completed order is told as `activation.confirmed`; a refund, by
-        // `record_refund` when the money has gone back.
-        OrderStatus::PendingPayment | OrderStatus::Completed | OrderStatus::Refunded => None,
-    };
-    if let Some(event_type) = told {
-        events::append(
-            conn,
-            &row.partner_id,
-            event_type,
-            &Order::try_from(&row)?,
-            now,
-        )?;
     }
     Ok(row)
 }
@@ -232,6 +233,10 @@ pub struct Priced {
     pub plan_id: String,
     pub card_type: CardType,
     pub amount: MinorUnits,
+    /// The card as read with the price (its activation needs it).
+    pub card: crate::cards::model::CardRow,
+    /// Whether the partner wants subscribers verified before an eSIM code is released.
+    pub verify_subscriber: bool,
 }
 
 /// The checks, in this order: the card is the partner's (`404`), not suspended (`409
@@ -243,16 +248,19 @@ pub fn price(
     request: &OrderRequest,
 ) -> Result<Priced, ApiError> {
     let iccid = request.iccid.as_str();
-    let card = card_store::find_partner_card(conn, partner_id, iccid)?
+    let plan_id = request.plan_id.to_string();
+    // One round trip for the card, its partner's setting, the plan and its price.
+    let offer = store::card_and_offer(conn, partner_id, iccid, &plan_id, request.currency)?
         .ok_or_else(|| cards::no_card(iccid))?;
+    let card = offer.card;
     if card.suspended {
         return Err(ApiError::new(
             ErrorCode::CardSuspended,
             format!("card {iccid} is suspended and cannot be renewed"),
         ));
     }
-    let plan_id = request.plan_id.to_string();
-    let plan = catalog_store::find_by_id(conn, &plan_id)?
+    let plan = offer
+        .plan
         .filter(|plan| catalog::on_sale_for(plan, card.card_type))
         .ok_or_else(|| {
             ApiError::new(
@@ -260,7 +268,7 @@ pub fn price(
                 format!("plan {plan_id} is not on sale for {} cards", card.card_type),
             )
         })?;
-    let amount = catalog_store::price_of(conn, &plan.id, request.currency)?.ok_or_else(|| {
+    let amount = offer.price.ok_or_else(|| {
         ApiError::new(
             ErrorCode::CurrencyNotOffered,
             format!("plan {} has no price in {}", plan.code, request.currency),
@@ -271,6 +279,8 @@ pub fn price(
         plan_id: plan.id,
         card_type: card.card_type,
         amount,
+        card,
+        verify_subscriber: offer.verify_subscriber,
     })
 }
 
@@ -285,16 +295,85 @@ pub fn insert_pending(
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
     if request.start_at.is_some() {
-        // The card row's lock makes the count and the insert one step per card.
-        card_store::lock_card(conn, &priced.iccid, now)?;
-        if store::count_scheduled(conn, &priced.iccid, now)? >= MAX_SCHEDULED_PER_CARD {
-            return Err(ApiError::conflict(format!(
-                "card {} already holds {MAX_SCHEDULED_PER_CARD} scheduled orders; cancel one or wait until one starts",
-                priced.iccid
-            )));
-        }
+        limit_scheduled(conn, &priced.iccid, now)?;
     }
-    let row = OrderRow {
+    let row = pending_row(partner_id, request, priced, provider, now);
+    store::insert(conn, &row)?;
+    Ok(row)
+}
+
+/// A wallet order: written once, already `paid` with its receipt number — the row
+/// [`transition`] would make of the pending order, without writing the order twice.
+/// The caller takes the money in the same transaction and tells `order.paid`
+/// ([`tell`]) once it has.
+pub fn insert_paid(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    request: &OrderRequest,
+    priced: &Priced,
+    now: NaiveDateTime,
+) -> Result<OrderRow, ApiError> {
+    if request.start_at.is_some() {
+        limit_scheduled(conn, &priced.iccid, now)?;
+    }
+    let pending = pending_row(partner_id, request, priced, None, now);
+    let receipt = store::next_receipt_number(conn, now)?;
+    let paid = after(&pending, OrderEvent::PaymentSucceeded, Some(receipt), now)?;
+    store::insert(conn, &paid)?;
+    Ok(paid)
+}
+
+/// The event that tells of an order now in `status` (`None`: there is none).
+fn event_for(status: OrderStatus) -> Option<EventType> {
+    match status {
+        OrderStatus::Paid => Some(EventType::OrderPaid),
+        OrderStatus::Failed => Some(EventType::OrderFailed),
+        OrderStatus::Cancelled => Some(EventType::OrderCancelled),
+        OrderStatus::Expired => Some(EventType::OrderExpired),
+        // A completed order is told as `activation.confirmed`; a refund, by
+        // `record_refund` when the money has gone back.
+        OrderStatus::PendingPayment | OrderStatus::Completed | OrderStatus::Refunded => None,
+    }
+}
+
+/// Tells `order`'s state as its event (if that state has one), to `recipients`.
+pub fn tell(
+    conn: &mut DbConnection,
+    recipients: &events::Recipients,
+    order: &OrderRow,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    match event_for(order.status) {
+        Some(event_type) => {
+            events::append_to(conn, recipients, event_type, &Order::try_from(order)?, now)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The card row's lock makes the count and the insert one step per card.
+fn limit_scheduled(
+    conn: &mut DbConnection,
+    iccid: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    card_store::lock_card(conn, iccid, now)?;
+    if store::count_scheduled(conn, iccid, now)? >= MAX_SCHEDULED_PER_CARD {
+        return Err(ApiError::conflict(format!(
+            "card {iccid} already holds {MAX_SCHEDULED_PER_CARD} scheduled orders; cancel one or wait until one starts"
+        )));
+    }
+    Ok(())
+}
+
+fn pending_row(
+    partner_id: &str,
+    request: &OrderRequest,
+    priced: &Priced,
+    provider: Option<&str>,
+    now: NaiveDateTime,
+) -> OrderRow {
+    OrderRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: partner_id.to_owned(),
         iccid: priced.iccid.clone(),
@@ -320,9 +399,7 @@ pub fn insert_pending(
         provider_closed_at: None,
         payment_issue: None,
         start_at: request.start_at,
-    };
-    store::insert(conn, &row)?;
-    Ok(row)
+    }
 }
 
 /// Records the provider's payment (its payment id, or the hosted page's session id) and

@@ -5,8 +5,11 @@ use diesel::prelude::*;
 
 use super::model::{OrderFilter, OrderRow, PaymentStatus};
 use super::state::OrderStatus;
-use crate::db::schema::{orders, receipt_counters};
-use crate::db::{is_unique_violation, DbConnection};
+use crate::cards::model::CardRow;
+use crate::catalog::model::PlanRow;
+use crate::db::schema::{cards, orders, partners, plan_prices, plans, receipt_sequence};
+use crate::db::DbConnection;
+use crate::domain::{Currency, MinorUnits};
 use crate::pagination::PageRequest;
 
 pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
@@ -219,33 +222,70 @@ pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResu
 }
 
 /// The next receipt number of the UTC day `at`: `R-YYYYMMDD-000001` onwards.
+/// The next receipt number, `R-<day>-<n>`: `n` grows across days and instances and is
+/// never handed out twice (a PostgreSQL sequence; on SQLite, whose one writer needs no
+/// more, a counter row). A number taken by an order that rolled back is skipped, so the
+/// numbers are unique and increasing but may have gaps. Unlike a counter row per day,
+/// a sequence takes no row lock, so orders of different partners do not wait for each
+/// other here.
 pub fn next_receipt_number(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<String> {
-    let day = at.format("%Y%m%d").to_string();
-    let counter = receipt_counters::table.find(&day);
-    let bumped = diesel::update(counter)
-        .set(receipt_counters::last.eq(receipt_counters::last + 1))
-        .execute(conn)?;
-    if bumped == 0 {
-        // First receipt of the day; a savepoint so that losing the race aborts nothing.
-        let created = conn.transaction(|conn| {
-            diesel::insert_into(receipt_counters::table)
-                .values((
-                    receipt_counters::day.eq(&day),
-                    receipt_counters::last.eq(1_i64),
-                ))
-                .execute(conn)
-        });
-        match created {
-            Err(e) if is_unique_violation(&e) => {
-                diesel::update(counter)
-                    .set(receipt_counters::last.eq(receipt_counters::last + 1))
-                    .execute(conn)?;
-            }
-            other => {
-                other?;
-            }
-        }
-    }
-    let last: i64 = counter.select(receipt_counters::last).first(conn)?;
-    Ok(format!("R-{day}-{last:06}"))
+    let next: i64 = match conn {
+        DbConnection::Postgres(pg) => diesel::select(nextval("receipt_numbers")).get_result(pg)?,
+        DbConnection::Sqlite(_) => diesel::update(receipt_sequence::table.find(1))
+            .set(receipt_sequence::last.eq(receipt_sequence::last + 1))
+            .returning(receipt_sequence::last)
+            .get_result(conn)?,
+    };
+    Ok(format!("R-{}-{next:06}", at.format("%Y%m%d")))
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `nextval(sequence)`.
+    fn nextval(sequence: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
+}
+
+/// A partner's card with what ordering `plan_id` in `currency` for it needs: the
+/// partner's verification setting, the plan (if it exists) and its price (if it has one),
+/// in one query.
+pub fn card_and_offer(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    iccid: &str,
+    plan_id: &str,
+    currency: Currency,
+) -> QueryResult<Option<CardOffer>> {
+    cards::table
+        .inner_join(partners::table.on(partners::id.eq(cards::partner_id)))
+        .left_join(plans::table.on(plans::id.eq(plan_id.to_owned())))
+        .left_join(
+            plan_prices::table.on(plan_prices::plan_id
+                .eq(plans::id)
+                .and(plan_prices::currency.eq(currency.code().to_owned()))),
+        )
+        .filter(cards::iccid.eq(iccid))
+        .filter(cards::partner_id.eq(partner_id))
+        .select((
+            CardRow::as_select(),
+            partners::verify_subscriber_before_release,
+            Option::<PlanRow>::as_select(),
+            plan_prices::amount.nullable(),
+        ))
+        .first::<(CardRow, bool, Option<PlanRow>, Option<MinorUnits>)>(conn)
+        .optional()
+        .map(|found| {
+            found.map(|(card, verify_subscriber, plan, price)| CardOffer {
+                card,
+                verify_subscriber,
+                plan,
+                price,
+            })
+        })
+}
+
+/// What [`card_and_offer`] found.
+pub struct CardOffer {
+    pub card: CardRow,
+    pub verify_subscriber: bool,
+    pub plan: Option<PlanRow>,
+    pub price: Option<MinorUnits>,
 }

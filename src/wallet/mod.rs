@@ -216,10 +216,13 @@ pub struct Movement<'a> {
 }
 
 /// Writes the ledger entry of a change already applied to the balance.
+/// Writes the ledger entry of a movement already applied to the balance, which is now
+/// `balance_after`.
 fn append(
     conn: &mut DbConnection,
     movement: &Movement,
     signed_amount: MinorUnits,
+    balance_after: MinorUnits,
     now: NaiveDateTime,
 ) -> QueryResult<EntryRow> {
     let currency = movement.money.currency;
@@ -229,7 +232,7 @@ fn append(
         currency,
         kind: movement.kind,
         amount: signed_amount,
-        balance_after: store::available(conn, movement.partner_id, currency)?,
+        balance_after,
         order_id: movement.order_id.map(str::to_owned),
         reference: movement.reference.map(str::to_owned),
         created_at: now,
@@ -256,8 +259,14 @@ pub fn add(
             "the wallet's balance would exceed the largest amount it can hold",
         )]));
     }
-    store::increase(conn, movement.partner_id, movement.money, now)?;
-    Ok(append(conn, &movement, movement.money.amount, now)?)
+    let balance_after = store::increase(conn, movement.partner_id, movement.money, now)?;
+    Ok(append(
+        conn,
+        &movement,
+        movement.money.amount,
+        balance_after,
+        now,
+    )?)
 }
 
 /// Takes money for an order, or refuses with `402 insufficient_funds` having changed
@@ -270,14 +279,14 @@ pub fn debit(
     now: NaiveDateTime,
 ) -> Result<EntryRow, ApiError> {
     let Money { amount, currency } = price;
-    if !store::take_if_available(conn, partner_id, price, now)? {
+    let Some(balance_after) = store::take_if_available(conn, partner_id, price, now)? else {
         return Err(ApiError::new(
             ErrorCode::InsufficientFunds,
             format!(
                 "the {currency} wallet holds less than {amount} minor units; nothing was charged"
             ),
         ));
-    }
+    };
     let movement = Movement {
         partner_id,
         money: price,
@@ -288,5 +297,5 @@ pub fn debit(
     let negated = MinorUnits::ZERO
         .checked_sub(amount)
         .ok_or_else(|| ApiError::internal("debit amount out of range"))?;
-    Ok(append(conn, &movement, negated, now)?)
+    Ok(append(conn, &movement, negated, balance_after, now)?)
 }

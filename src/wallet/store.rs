@@ -53,30 +53,30 @@ pub fn ensure_wallet(
     }
 }
 
-/// Adds `money` to an existing wallet.
+/// Adds `money` to an existing wallet; the balance after it.
 pub fn increase(
     conn: &mut DbConnection,
     partner_id: &str,
     money: Money,
     now: NaiveDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<MinorUnits> {
     diesel::update(wallet_balances::table.find((partner_id, money.currency)))
         .set((
             wallet_balances::available.eq(wallet_balances::available + money.amount),
             wallet_balances::updated_at.eq(now),
         ))
-        .execute(conn)
-        .map(drop)
+        .returning(wallet_balances::available)
+        .get_result(conn)
 }
 
 /// Takes `money` only if the wallet holds at least that much, in one conditional update:
-/// `false` (and nothing changed) otherwise, whatever runs beside it.
+/// the balance left, or `None` (and nothing changed) otherwise, whatever runs beside it.
 pub fn take_if_available(
     conn: &mut DbConnection,
     partner_id: &str,
     money: Money,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<MinorUnits>> {
     diesel::update(
         wallet_balances::table
             .find((partner_id, money.currency))
@@ -86,8 +86,9 @@ pub fn take_if_available(
         wallet_balances::available.eq(wallet_balances::available - money.amount),
         wallet_balances::updated_at.eq(now),
     ))
-    .execute(conn)
-    .map(|n| n == 1)
+    .returning(wallet_balances::available)
+    .get_result(conn)
+    .optional()
 }
 
 pub fn insert_entry(conn: &mut DbConnection, row: &EntryRow) -> QueryResult<()> {
