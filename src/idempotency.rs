@@ -504,15 +504,41 @@ pub async fn execute<F>(db: &Db, scope: Option<Scope>, work: F) -> Result<HttpRe
 where
     F: FnOnce(&mut DbConnection) -> Result<Reply, ApiError> + Send + 'static,
 {
+    execute_in_stages(db, scope, move |conn| Ok((work(conn)?, ())), |_, ()| Ok(())).await
+}
+
+/// [`execute`] for work whose answer is known before its end: `work` makes the answer,
+/// the answer is stored, then `finish` runs — all in the one transaction, which a failure
+/// of `finish` rolls back as a whole. Statements that lock rows other requests wait for
+/// go in `finish`, so the key's write is not among the statements they wait through.
+pub async fn execute_in_stages<T, F, G>(
+    db: &Db,
+    scope: Option<Scope>,
+    work: F,
+    finish: G,
+) -> Result<HttpResponse, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<(Reply, T), ApiError> + Send + 'static,
+    G: FnOnce(&mut DbConnection, T) -> Result<(), ApiError> + Send + 'static,
+{
     let Some(scope) = scope else {
-        return db.transaction(work).await.map(respond);
+        return db
+            .transaction(move |conn| {
+                let (reply, rest) = work(conn)?;
+                finish(conn, rest)?;
+                Ok(reply)
+            })
+            .await
+            .map(respond);
     };
     let attempt = scope.clone();
     let outcome = db
         .transaction(move |conn| match claim_in_transaction(conn, &attempt)? {
             Claim::Claimed { fence, .. } => {
-                let reply = work(conn)?;
+                let (reply, rest) = work(conn)?;
                 record(conn, &attempt, &fence, &reply)?;
+                finish(conn, rest)?;
                 Ok(Ok(reply))
             }
             not_ours => Ok::<_, ApiError>(Err(not_ours)),

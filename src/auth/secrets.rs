@@ -61,9 +61,11 @@ pub fn verify_secret(secret: &str, stored_hash: Option<&str>) -> bool {
     }
 }
 
-/// Pays the decoy's one-time set-up cost at start rather than on a first unknown client.
+/// Pays the decoy's one-time set-up cost (one argon2 hash, about 100 ms) at start rather
+/// than on a first unknown client, on a thread of its own so that start-up does not wait
+/// for it (a token request arriving sooner waits for the hash instead).
 pub fn warm_up() {
-    LazyLock::force(&DECOY_HASH);
+    std::thread::spawn(|| LazyLock::force(&DECOY_HASH));
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 //! WHERE clause: another partner's card is simply not found.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
+use mini_moka::sync::Cache;
 
 use super::model::{CardFilter, CardRow};
 use super::terms::{CardStatus, TermRow};
@@ -59,40 +61,31 @@ pub fn find_partner_card(
         .optional()
 }
 
-/// A partner's card with all its terms and their plan codes, in one query (the balance
-/// path: one round trip instead of three).
+/// A partner's card with all its terms (in order) and their plan codes: one query, the
+/// codes coming from memory once seen (see [`plan_codes`]).
 pub fn partner_card_with_terms(
     conn: &mut DbConnection,
     partner_id: &str,
     iccid: &str,
 ) -> QueryResult<Option<LoadedCard>> {
-    let rows: Vec<(CardRow, Option<TermRow>, Option<String>)> = cards::table
-        .left_join(terms::table.inner_join(plans::table))
+    let rows: Vec<(CardRow, Option<TermRow>)> = cards::table
+        .left_join(terms::table)
         .filter(cards::iccid.eq(iccid))
         .filter(cards::partner_id.eq(partner_id))
-        .order(terms::valid_from.asc())
-        .select((
-            CardRow::as_select(),
-            Option::<TermRow>::as_select(),
-            plans::code.nullable(),
-        ))
+        .select((CardRow::as_select(), Option::<TermRow>::as_select()))
         .load(conn)?;
-    let Some(card) = rows.first().map(|(card, ..)| card.clone()) else {
+    let Some(card) = rows.first().map(|(card, _)| card.clone()) else {
         return Ok(None);
     };
-    let mut loaded = LoadedCard {
+    // Sorted here rather than by the database: a card has a handful of terms.
+    let mut terms: Vec<TermRow> = rows.into_iter().filter_map(|(_, term)| term).collect();
+    terms.sort_by_key(|term| term.valid_from);
+    let plan_codes = plan_codes(conn, &terms)?;
+    Ok(Some(LoadedCard {
         card,
-        terms: Vec::new(),
-        plan_codes: HashMap::new(),
-    };
-    for (term, code) in rows
-        .into_iter()
-        .filter_map(|(_, term, code)| term.zip(code))
-    {
-        loaded.plan_codes.insert(term.plan_id.clone(), code);
-        loaded.terms.push(term);
-    }
-    Ok(Some(loaded))
+        terms,
+        plan_codes,
+    }))
 }
 
 pub fn terms_of(conn: &mut DbConnection, iccids: &[String]) -> QueryResult<Vec<TermRow>> {
@@ -103,19 +96,41 @@ pub fn terms_of(conn: &mut DbConnection, iccids: &[String]) -> QueryResult<Vec<T
         .load(conn)
 }
 
+/// Plan id → code, as seen before. A plan's code never changes and a plan is never
+/// deleted, and ids are UUIDs (never the same in two databases), so an entry is never
+/// wrong: one map serves the whole process. Bounded like the catalog it mirrors.
+static PLAN_CODES: LazyLock<Cache<String, String>> =
+    LazyLock::new(|| Cache::builder().max_capacity(100_000).build());
+
+/// The codes of the plans `terms` name, from memory, reading only the ones not seen yet.
 pub fn plan_codes(
     conn: &mut DbConnection,
     terms: &[TermRow],
 ) -> QueryResult<HashMap<String, String>> {
-    let mut ids: Vec<&str> = terms.iter().map(|t| t.plan_id.as_str()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(plans::table
-        .filter(plans::id.eq_any(ids))
+    let mut codes = HashMap::new();
+    let mut missing: Vec<&str> = Vec::new();
+    for term in terms {
+        match PLAN_CODES.get(&term.plan_id) {
+            Some(code) => {
+                codes.insert(term.plan_id.clone(), code);
+            }
+            None => missing.push(term.plan_id.as_str()),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(codes);
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    let read: Vec<(String, String)> = plans::table
+        .filter(plans::id.eq_any(missing))
         .select((plans::id, plans::code))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect())
+        .load(conn)?;
+    for (id, code) in read {
+        PLAN_CODES.insert(id.clone(), code.clone());
+        codes.insert(id, code);
+    }
+    Ok(codes)
 }
 
 pub fn insert_term(conn: &mut DbConnection, term: &TermRow) -> QueryResult<()> {

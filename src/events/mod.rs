@@ -146,15 +146,15 @@ pub fn append_to(
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
     let data = serde_json::to_string(data).map_err(ApiError::internal)?;
-    let row = model::EventRow {
+    let mut row = model::EventRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: recipients.partner_id.clone(),
-        seq: store::next_seq(conn, &recipients.partner_id)?,
+        seq: 0,
         event_type,
         data,
         created_at: now,
     };
-    store::insert(conn, &row)?;
+    store::insert_numbered(conn, &mut row)?;
     delivery::fan_out(conn, &recipients.endpoints, &row)
 }
 

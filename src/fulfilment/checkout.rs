@@ -32,10 +32,6 @@ pub fn created(order: &OrderRow) -> Result<Reply, ApiError> {
 /// its activation is created, the wallet is debited (`402 insufficient_funds`
 /// otherwise), `order.paid` is told, and a wallet taken below its alert amount too — in
 /// the caller's transaction: all of it, or nothing.
-///
-/// Every order of a partner locks the partner's wallet row and event counter until its
-/// transaction ends, so those come last: the reads and inserts that wait for no one come
-/// first, and the locks are held for four statements and the commit.
 pub fn place_wallet_order_in(
     conn: &mut DbConnection,
     partner_id: &str,
@@ -43,34 +39,70 @@ pub fn place_wallet_order_in(
     smdp_address: &str,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
+    let unpaid = prepare_wallet_order_in(conn, partner_id, request, smdp_address, now)?;
+    unpaid.take_payment_in(conn, now)
+}
+
+/// A wallet order written and activated but not yet paid for: the first of
+/// [`place_wallet_order_in`]'s two stages. Nothing in it waits for another order.
+pub struct UnpaidWalletOrder {
+    pub order: OrderRow,
+    price: Money,
+    recipients: events::Recipients,
+    alert: Option<crate::domain::MinorUnits>,
+}
+
+/// Checks and prices the order, writes it `paid` with its receipt number, creates its
+/// activation, and reads who is told of it: every statement that locks nothing another
+/// order of the partner needs.
+pub fn prepare_wallet_order_in(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    request: &OrderRequest,
+    smdp_address: &str,
+    now: NaiveDateTime,
+) -> Result<UnpaidWalletOrder, ApiError> {
     let priced = orders::price(conn, partner_id, request)?;
-    let paid = orders::insert_paid(conn, partner_id, request, &priced, now)?;
-    if !paid.waits_for_start(now) {
+    let order = orders::insert_paid(conn, partner_id, request, &priced, now)?;
+    if !order.waits_for_start(now) {
         super::open_activation_for(
             conn,
-            &paid,
+            &order,
             &priced.card,
             priced.verify_subscriber,
             smdp_address,
             now,
         )?;
     }
-    let recipients = events::recipients(conn, partner_id)?;
-    let alert = notifications::wallet_alert(conn, partner_id, request.currency)?;
-    let debit = wallet::debit(
-        conn,
-        partner_id,
-        Money::new(priced.amount, request.currency),
-        &paid.id,
-        now,
-    )?;
-    orders::tell(conn, &recipients, &paid, now)?;
-    notifications::wallet_debited(conn, &recipients, alert, &debit, now)?;
-    Ok(paid)
+    Ok(UnpaidWalletOrder {
+        recipients: events::recipients(conn, partner_id)?,
+        alert: notifications::wallet_alert(conn, partner_id, request.currency)?,
+        price: Money::new(priced.amount, request.currency),
+        order,
+    })
+}
+
+impl UnpaidWalletOrder {
+    /// The second stage: debits the wallet and tells `order.paid` (and a low balance).
+    /// Every order of a partner locks the partner's wallet row and event counter until
+    /// its transaction ends, so these come last in the transaction, after everything
+    /// else (the idempotency answer included): the locks are held for the fewest
+    /// statements.
+    pub fn take_payment_in(
+        self,
+        conn: &mut DbConnection,
+        now: NaiveDateTime,
+    ) -> Result<OrderRow, ApiError> {
+        let partner_id = &self.order.partner_id;
+        let debit = wallet::debit(conn, partner_id, self.price, &self.order.id, now)?;
+        orders::tell(conn, &self.recipients, &self.order, now)?;
+        notifications::wallet_debited(conn, &self.recipients, self.alert, &debit, now)?;
+        Ok(self.order)
+    }
 }
 
 /// A wallet order at most once per idempotency key: the answer is stored in the
-/// transaction of the debit.
+/// transaction of the debit, just before it.
 pub async fn place_wallet_order(
     db: &Db,
     clock: &Clock,
@@ -80,10 +112,15 @@ pub async fn place_wallet_order(
     scope: Option<idempotency::Scope>,
 ) -> Result<HttpResponse, ApiError> {
     let now = clock.now_db();
-    idempotency::execute(db, scope, move |conn| {
-        let order = place_wallet_order_in(conn, &partner_id, &request, &smdp_address, now)?;
-        created(&order)
-    })
+    idempotency::execute_in_stages(
+        db,
+        scope,
+        move |conn| {
+            let unpaid = prepare_wallet_order_in(conn, &partner_id, &request, &smdp_address, now)?;
+            Ok((created(&unpaid.order)?, unpaid))
+        },
+        move |conn, unpaid| unpaid.take_payment_in(conn, now).map(drop),
+    )
     .await
 }
 

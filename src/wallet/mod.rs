@@ -225,20 +225,28 @@ fn append(
     balance_after: MinorUnits,
     now: NaiveDateTime,
 ) -> QueryResult<EntryRow> {
-    let currency = movement.money.currency;
-    let row = EntryRow {
+    let row = entry_row(movement, signed_amount, balance_after, now);
+    store::insert_entry(conn, &row)?;
+    Ok(row)
+}
+
+fn entry_row(
+    movement: &Movement,
+    signed_amount: MinorUnits,
+    balance_after: MinorUnits,
+    now: NaiveDateTime,
+) -> EntryRow {
+    EntryRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: movement.partner_id.to_owned(),
-        currency,
+        currency: movement.money.currency,
         kind: movement.kind,
         amount: signed_amount,
         balance_after,
         order_id: movement.order_id.map(str::to_owned),
         reference: movement.reference.map(str::to_owned),
         created_at: now,
-    };
-    store::insert_entry(conn, &row)?;
-    Ok(row)
+    }
 }
 
 /// Adds money (a credit, refund or positive adjustment). Call inside a transaction.
@@ -279,14 +287,6 @@ pub fn debit(
     now: NaiveDateTime,
 ) -> Result<EntryRow, ApiError> {
     let Money { amount, currency } = price;
-    let Some(balance_after) = store::take_if_available(conn, partner_id, price, now)? else {
-        return Err(ApiError::new(
-            ErrorCode::InsufficientFunds,
-            format!(
-                "the {currency} wallet holds less than {amount} minor units; nothing was charged"
-            ),
-        ));
-    };
     let movement = Movement {
         partner_id,
         money: price,
@@ -297,5 +297,14 @@ pub fn debit(
     let negated = MinorUnits::ZERO
         .checked_sub(amount)
         .ok_or_else(|| ApiError::internal("debit amount out of range"))?;
-    Ok(append(conn, &movement, negated, balance_after, now)?)
+    // The balance is filled in by the debit itself.
+    let entry = entry_row(&movement, negated, MinorUnits::ZERO, now);
+    store::debit_with_entry(conn, entry, now)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InsufficientFunds,
+            format!(
+                "the {currency} wallet holds less than {amount} minor units; nothing was charged"
+            ),
+        )
+    })
 }

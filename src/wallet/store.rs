@@ -91,6 +91,62 @@ pub fn take_if_available(
     .optional()
 }
 
+/// Takes `entry.amount` (negative: a debit) from the wallet only if it holds that much,
+/// and writes `entry` with the balance left: `None`, and nothing written, when the wallet
+/// holds less. On PostgreSQL one statement does both, so the wallet row — which every
+/// order of the partner waits for — is held for one round trip less; SQLite, with its one
+/// writer, runs the two statements.
+pub fn debit_with_entry(
+    conn: &mut DbConnection,
+    mut entry: EntryRow,
+    now: NaiveDateTime,
+) -> QueryResult<Option<EntryRow>> {
+    let taken = MinorUnits::ZERO
+        .checked_sub(entry.amount)
+        .ok_or_else(|| diesel::result::Error::QueryBuilderError("debit out of range".into()))?;
+    let money = Money::new(taken, entry.currency);
+    if let DbConnection::Postgres(pg) = conn {
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        #[derive(QueryableByName)]
+        struct Left {
+            #[diesel(sql_type = BigInt)]
+            balance_after: i64,
+        }
+        let left: Option<Left> = diesel::sql_query(
+            "WITH debited AS ( \
+               UPDATE wallet_balances SET available = available - $1, updated_at = $2 \
+               WHERE partner_id = $3 AND currency = $4 AND available >= $1 \
+               RETURNING available) \
+             INSERT INTO ledger_entries \
+               (id, partner_id, currency, kind, amount, balance_after, order_id, reference, created_at) \
+             SELECT $5, $3, $4, $6, $7, available, $8, $9, $10 FROM debited \
+             RETURNING balance_after",
+        )
+        .bind::<BigInt, _>(taken)
+        .bind::<Timestamp, _>(now)
+        .bind::<Text, _>(&entry.partner_id)
+        .bind::<Text, _>(entry.currency.code())
+        .bind::<Text, _>(&entry.id)
+        .bind::<Text, _>(entry.kind.as_str())
+        .bind::<BigInt, _>(entry.amount)
+        .bind::<Nullable<Text>, _>(&entry.order_id)
+        .bind::<Nullable<Text>, _>(&entry.reference)
+        .bind::<Timestamp, _>(entry.created_at)
+        .get_result(pg)
+        .optional()?;
+        return Ok(left.map(|left| {
+            entry.balance_after = MinorUnits::new(left.balance_after);
+            entry
+        }));
+    }
+    let Some(balance_after) = take_if_available(conn, &entry.partner_id, money, now)? else {
+        return Ok(None);
+    };
+    entry.balance_after = balance_after;
+    insert_entry(conn, &entry)?;
+    Ok(Some(entry))
+}
+
 pub fn insert_entry(conn: &mut DbConnection, row: &EntryRow) -> QueryResult<()> {
     diesel::insert_into(ledger_entries::table)
         .values(row)
