@@ -80,7 +80,7 @@ fn pretty(doc: &serde_json::Value) -> String {
 }
 
 /// The document as this server serves it at `/openapi.json`.
-struct ServedDocument(String);
+struct ServedDocument(web::Bytes);
 
 async fn served_document(doc: web::Data<ServedDocument>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
@@ -88,8 +88,33 @@ async fn served_document(doc: web::Data<ServedDocument>) -> actix_web::HttpRespo
         .body(doc.0.clone())
 }
 
+/// What every worker serves of the document, made once per process (not per worker).
+#[derive(Clone)]
+pub struct ServedParts {
+    route_table: web::Data<fallback::RouteTable>,
+    document: web::Data<ServedDocument>,
+}
+
+impl ServedParts {
+    pub fn new(state: &AppState) -> Self {
+        let doc = crate::openapi::served(document(), sandboxes_of(state));
+        Self {
+            route_table: web::Data::new(fallback::RouteTable::from_openapi(&doc)),
+            document: web::Data::new(ServedDocument(web::Bytes::from(pretty(&doc)))),
+        }
+    }
+}
+
+fn sandboxes_of(state: &AppState) -> Sandboxes {
+    Sandboxes {
+        payments: state.payments.sandbox_enabled(),
+        sms: state.verification.sms.sandbox_enabled(),
+    }
+}
+
 pub fn build_app(
     state: &AppState,
+    served: &ServedParts,
     metrics: PrometheusMetrics,
     body_read_timeout: std::time::Duration,
 ) -> App<
@@ -101,18 +126,12 @@ pub fn build_app(
         InitError = (),
     >,
 > {
-    let sandboxes = Sandboxes {
-        payments: state.payments.sandbox_enabled(),
-        sms: state.verification.sms.sandbox_enabled(),
-    };
+    let sandboxes = sandboxes_of(state);
     let (app, _) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(|cfg| register_routes(cfg, sandboxes))
         .split_for_parts();
-    let doc = crate::openapi::served(document(), sandboxes);
-    let route_table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
-    let served = web::Data::new(ServedDocument(pretty(&doc)));
     app.app_data(web::Data::new(state.db.clone()))
         .app_data(web::Data::new(state.clock.clone()))
         .app_data(web::Data::from(state.settings.clone()))
@@ -125,14 +144,14 @@ pub fn build_app(
         .app_data(web::Data::new(body_deadline::BodyReadTimeout(
             body_read_timeout,
         )))
-        .app_data(route_table)
+        .app_data(served.route_table.clone())
         .app_data(extractors::json_config())
         .app_data(extractors::form_config())
         .app_data(extractors::query_config())
         .app_data(extractors::path_config())
         .app_data(extractors::payload_config())
         .service(web::redirect("/docs", "/docs/"))
-        .app_data(served)
+        .app_data(served.document.clone())
         .route("/openapi.json", web::get().to(served_document))
         .service(
             SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
@@ -296,10 +315,12 @@ pub fn start(
     spawn_deliveries(state.clone());
     spawn_provider_checks(state.clone());
     let body_read_timeout = options.body_read_timeout;
-    let mut server = HttpServer::new(move || build_app(&state, metrics.clone(), body_read_timeout))
-        .shutdown_timeout(options.shutdown_timeout_s)
-        .client_request_timeout(options.header_read_timeout)
-        .keep_alive(options.keep_alive);
+    let served = ServedParts::new(&state);
+    let mut server =
+        HttpServer::new(move || build_app(&state, &served, metrics.clone(), body_read_timeout))
+            .shutdown_timeout(options.shutdown_timeout_s)
+            .client_request_timeout(options.header_read_timeout)
+            .keep_alive(options.keep_alive);
     if let Some(workers) = options.workers {
         server = server.workers(workers);
     }

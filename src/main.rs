@@ -208,7 +208,20 @@ fn migrate(db: &Db, settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
+/// Keeps glibc to two malloc arenas. By default it makes one per thread that allocates
+/// while another holds an arena (up to eight per core): the database work runs on many
+/// blocking threads, and every arena keeps its own free memory resident.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator settings; called once at start, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn serve(mut settings: Settings, args: ServeArgs) -> Result<(), String> {
+    limit_malloc_arenas();
     if args.demo && settings.payments.routes.is_empty() {
         // The demo pays externally through the sandbox unless told otherwise.
         settings.payments.sandbox_everywhere();

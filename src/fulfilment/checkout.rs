@@ -76,7 +76,7 @@ pub fn prepare_wallet_order_in(
     }
     Ok(UnpaidWalletOrder {
         recipients: events::recipients(conn, partner_id)?,
-        alert: notifications::wallet_alert(conn, partner_id, request.currency)?,
+        alert: priced.wallet_alert,
         price: Money::new(priced.amount, request.currency),
         order,
     })

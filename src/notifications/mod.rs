@@ -17,7 +17,7 @@ use chrono::NaiveDateTime;
 
 use crate::cards;
 use crate::db::{stored_uuid, Db, DbConnection};
-use crate::domain::{time, Currency, MinorUnits};
+use crate::domain::{time, MinorUnits};
 use crate::error::ApiError;
 use crate::events::{self, EventType};
 use crate::wallet::{EntryRow, WalletBalance};
@@ -110,18 +110,9 @@ pub fn data_used(
     Ok(())
 }
 
-/// The partner's low-balance alert amount in `currency`, if it set one: read before
-/// the debit, so the wallet's row is locked for fewer statements.
-pub fn wallet_alert(
-    conn: &mut DbConnection,
-    partner_id: &str,
-    currency: Currency,
-) -> Result<Option<MinorUnits>, ApiError> {
-    Ok(store::wallet_alert(conn, partner_id, currency)?)
-}
-
 /// Tells `wallet.low_balance` when the debit `entry` took the wallet from at or above
-/// `alert` to below it (once per crossing), in the debit's transaction.
+/// `alert` (the partner's alert amount in its currency, read with the order's checks) to
+/// below it (once per crossing), in the debit's transaction.
 pub fn wallet_debited(
     conn: &mut DbConnection,
     recipients: &events::Recipients,

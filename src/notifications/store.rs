@@ -54,18 +54,6 @@ pub fn wallet_alerts(conn: &mut DbConnection, partner_id: &str) -> QueryResult<V
 }
 
 /// The amount below which the partner's `currency` wallet is told about, if any.
-pub fn wallet_alert(
-    conn: &mut DbConnection,
-    partner_id: &str,
-    currency: Currency,
-) -> QueryResult<Option<MinorUnits>> {
-    wallet_alert_thresholds::table
-        .find((partner_id, currency))
-        .select(wallet_alert_thresholds::amount)
-        .first(conn)
-        .optional()
-}
-
 pub fn replace_wallet_alerts(
     conn: &mut DbConnection,
     partner_id: &str,

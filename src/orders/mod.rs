@@ -237,6 +237,8 @@ pub struct Priced {
     pub card: crate::cards::model::CardRow,
     /// Whether the partner wants subscribers verified before an eSIM code is released.
     pub verify_subscriber: bool,
+    /// The partner's low-balance alert amount in the order's currency, if set.
+    pub wallet_alert: Option<MinorUnits>,
 }
 
 /// The checks, in this order: the card is the partner's (`404`), not suspended (`409
@@ -281,6 +283,7 @@ pub fn price(
         amount,
         card,
         verify_subscriber: offer.verify_subscriber,
+        wallet_alert: offer.wallet_alert,
     })
 }
 

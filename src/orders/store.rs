@@ -7,7 +7,9 @@ use super::model::{OrderFilter, OrderRow, PaymentStatus};
 use super::state::OrderStatus;
 use crate::cards::model::CardRow;
 use crate::catalog::model::PlanRow;
-use crate::db::schema::{cards, orders, partners, plan_prices, plans, receipt_sequence};
+use crate::db::schema::{
+    cards, orders, partners, plan_prices, plans, receipt_sequence, wallet_alert_thresholds,
+};
 use crate::db::DbConnection;
 use crate::domain::{Currency, MinorUnits};
 use crate::pagination::PageRequest;
@@ -245,8 +247,8 @@ diesel::define_sql_function! {
 }
 
 /// A partner's card with what ordering `plan_id` in `currency` for it needs: the
-/// partner's verification setting, the plan (if it exists) and its price (if it has one),
-/// in one query.
+/// partner's verification setting and low-balance alert, the plan (if it exists) and its
+/// price (if it has one), in one query.
 pub fn card_and_offer(
     conn: &mut DbConnection,
     partner_id: &str,
@@ -262,6 +264,11 @@ pub fn card_and_offer(
                 .eq(plans::id)
                 .and(plan_prices::currency.eq(currency.code().to_owned()))),
         )
+        .left_join(
+            wallet_alert_thresholds::table.on(wallet_alert_thresholds::partner_id
+                .eq(cards::partner_id)
+                .and(wallet_alert_thresholds::currency.eq(currency.code().to_owned()))),
+        )
         .filter(cards::iccid.eq(iccid))
         .filter(cards::partner_id.eq(partner_id))
         .select((
@@ -269,16 +276,26 @@ pub fn card_and_offer(
             partners::verify_subscriber_before_release,
             Option::<PlanRow>::as_select(),
             plan_prices::amount.nullable(),
+            wallet_alert_thresholds::amount.nullable(),
         ))
-        .first::<(CardRow, bool, Option<PlanRow>, Option<MinorUnits>)>(conn)
+        .first::<(
+            CardRow,
+            bool,
+            Option<PlanRow>,
+            Option<MinorUnits>,
+            Option<MinorUnits>,
+        )>(conn)
         .optional()
         .map(|found| {
-            found.map(|(card, verify_subscriber, plan, price)| CardOffer {
-                card,
-                verify_subscriber,
-                plan,
-                price,
-            })
+            found.map(
+                |(card, verify_subscriber, plan, price, wallet_alert)| CardOffer {
+                    card,
+                    verify_subscriber,
+                    plan,
+                    price,
+                    wallet_alert,
+                },
+            )
         })
 }
 
@@ -288,4 +305,7 @@ pub struct CardOffer {
     pub verify_subscriber: bool,
     pub plan: Option<PlanRow>,
     pub price: Option<MinorUnits>,
+    /// The partner's low-balance alert amount in the order's currency (notifications'
+    /// setting, read here to save a round trip on the order's path).
+    pub wallet_alert: Option<MinorUnits>,
 }
