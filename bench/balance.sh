@@ -94,8 +94,10 @@ request_script
 start_reference "$CEILING_PK" "127.0.0.1:$REFERENCE_PORT"
 
 echo "simrenew balance benchmark: $CARDS cards on PostgreSQL, wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $(nproc) cores"
-measure_script "reference: one primary-key SELECT" "$REFERENCE_BASE" "$WORK/random_balance.lua"
-measure_script "GET /v1/cards/{iccid}/balance" "$BASE" "$WORK/random_balance.lua"
+for round in $(seq 1 "$ROUNDS"); do
+  measure_script "reference: one primary-key SELECT  r$round" "$REFERENCE_BASE" "$WORK/random_balance.lua"
+  measure_script "GET /v1/cards/{iccid}/balance  r$round" "$BASE" "$WORK/random_balance.lua"
+done
 ratio_line "balance / one-row SELECT" GET__v1_cards__iccid__balance reference__one_primary_key_SELECT 1.0
 
 if [ -n "$SCALE_TO" ]; then
@@ -106,7 +108,7 @@ if [ -n "$SCALE_TO" ]; then
   python3 -c "import sys; n=$SCALE_TO-$CARDS; s=float('$(date +%s.%N)')-$started; print(f'imported {n} cards through simrenew cards import (and their terms) in {s:.0f} s: {n/s:.0f} cards/s')"
   request_script
   measure_script "GET …/balance at $SCALE_TO cards" "$BASE" "$WORK/random_balance.lua"
-  python3 - "$WORK" "$CARDS" "$SCALE_TO" <<'PY'
+  python3 - "$WORK" "$CARDS" "$SCALE_TO" "$ROUNDS" <<'PY'
 import sys, pathlib, re
 w, small, big = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 def pcts(key):
@@ -116,7 +118,7 @@ def pcts(key):
         n, unit = float(v.group(1)), v.group(2)
         return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
     return ms("50%"), ms("99%")
-a = pcts("GET__v1_cards__iccid__balance")
+a = pcts(f"GET__v1_cards__iccid__balance__r{sys.argv[4]}")
 b = pcts(re.sub(r"[^A-Za-z0-9]", "_", f"GET …/balance at {big} cards"))
 flat = all(y <= x * 1.2 for x, y in zip(a, b))
 print(f"p50 {a[0]:.2f} ms -> {b[0]:.2f} ms, p99 {a[1]:.2f} ms -> {b[1]:.2f} ms from {small} to {big} cards "

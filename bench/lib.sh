@@ -53,16 +53,24 @@ stop_reference() {
 }
 
 # ratio_line LABEL NUMERATOR_KEY DENOMINATOR_KEY GOAL: prints the ratio of two measured
-# req/s (keys as `measure` files them) and whether it meets GOAL.
+# req/s (keys as `measure` files them; the rounds of a key, `KEY__r1`, `KEY__r2`…, are
+# added up) and whether it meets GOAL.
 ratio_line() {
   python3 - "$WORK" "$@" <<'PY'
 import sys, pathlib
 work, label, top, bottom, goal = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 w = pathlib.Path(work)
-ratio = float((w / f"{top}.rps").read_text()) / float((w / f"{bottom}.rps").read_text())
+def total(key):
+    files = [w / f"{key}.rps"] if (w / f"{key}.rps").exists() else sorted(w.glob(f"{key}__r*.rps"))
+    return sum(float(f.read_text()) for f in files)
+ratio = total(top) / total(bottom)
 print(f"ratio {label}: {ratio:.2f}  (goal >= {goal:g}: {'met' if ratio >= goal else 'NOT met'})")
 PY
 }
+
+# ROUNDS: how many times each pair (reference, simrenew) is measured, alternating, so
+# that a burst of noise on this shared machine falls on both.
+ROUNDS="${ROUNDS:-2}"
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
 

@@ -77,20 +77,21 @@ psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $PGBENCH_DB WITH (FORCE)" -c "C
 pgbench -q -i -s 1 "$PG/$PGBENCH_DB" >/dev/null 2>&1
 
 echo "simrenew orders benchmark: wallet orders on PostgreSQL, $CLIENTS concurrent clients, $DURATION on $(nproc) cores"
-pg_out="$(pgbench -b tpcb-like -c "$CLIENTS" -j 2 -s 1 -T "${DURATION%s}" "$PG/$PGBENCH_DB" 2>&1)"
-pg_tps="$(echo "$pg_out" | awk -F'= ' '/^tps/ {print $2}' | awk '{print $1}' | head -1)"
-printf '%-40s %12s tps     (%s)\n' "reference: pgbench tpcb-like -s 1" "$pg_tps" "$(echo "$pg_out" | awk '/latency average/ {print $0}')"
-echo "$pg_tps" > "$WORK/pgbench.rps"
-
-( sleep 1; peak_rss_sampler "$SERVER_PID" "$WORK/rss_mb" ) &
-SAMPLER=$!
-measure_script "POST /v1/orders (wallet)" "$BASE" "$WORK/order.lua"
-wait "$SAMPLER" || true
+IDLE_RSS_MB="$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$SERVER_PID/status")"
+for round in $(seq 1 "$ROUNDS"); do
+  pg_out="$(pgbench -b tpcb-like -c "$CLIENTS" -j 2 -s 1 -T "${DURATION%s}" "$PG/$PGBENCH_DB" 2>&1)"
+  pg_tps="$(echo "$pg_out" | awk -F'= ' '/^tps/ {print $2}' | awk '{print $1}' | head -1)"
+  printf '%-40s %12s tps     (%s)\n' "reference: pgbench tpcb-like -s 1  r$round" "$pg_tps" "$(echo "$pg_out" | awk '/latency average/ {print $0}')"
+  echo "$pg_tps" > "$WORK/pgbench__r$round.rps"
+  if [ "$round" = 1 ]; then ( sleep 1; peak_rss_sampler "$SERVER_PID" "$WORK/rss_mb" ) & SAMPLER=$!; fi
+  measure_script "POST /v1/orders (wallet)  r$round" "$BASE" "$WORK/order.lua"
+  if [ "$round" = 1 ]; then wait "$SAMPLER" || true; fi
+done
 ratio_line "orders / pgbench" POST__v1_orders__wallet_ pgbench 0.7
 
 # Half the rate reached: each client waits between orders so that together they ask
 # for half of it (a closed loop: latency lengthens the gap a little, not the rate up).
-rps="$(cat "$WORK/POST__v1_orders__wallet_.rps")"
+rps="$(cat "$WORK"/POST__v1_orders__wallet___r*.rps | python3 -c "import sys; v=[float(x) for x in sys.stdin]; print(sum(v)/len(v))")"
 half="$(python3 -c "print(max(1, round(float('$rps') / 2)))")"
 gap_ms="$(python3 -c "print(max(1, round($CLIENTS * 1000 / $half)))")"
 sed "s/^request = function()/function delay() return math.random(0, 2 * $gap_ms) end\nrequest = function()/" \
@@ -105,7 +106,7 @@ n, unit = float(v.group(1)), v.group(2)
 ms = n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
 print(f"p99 at half the rate: {ms:.1f} ms  (goal < 20 ms: {'met' if ms < 20 else 'NOT met'})")
 PY
-echo "server peak RSS under the order load: $(cat "$WORK/rss_mb") MB  (goal < 64 MB)"
+echo "server RSS: $IDLE_RSS_MB MB idle, $(cat "$WORK/rss_mb") MB at the peak of the order load  (goal < 64 MB)"
 psql "$DATABASE_URL" -Atc "SELECT 'orders written: ' || count(*) || ', ledger sum = balance: ' || ((SELECT sum(amount) FROM ledger_entries) = (SELECT sum(available) FROM wallet_balances)) FROM orders"
 psql "$DATABASE_URL" -Atc "SELECT (SELECT sum(amount) FROM ledger_entries) = (SELECT sum(available) FROM wallet_balances)" | grep -qx t \
   || { echo "the ledger does not add up to the balance" >&2; exit 1; }

@@ -26,7 +26,7 @@ pub struct PageQuery {
 }
 
 /// A validated page request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     pub limit: u32,
     /// Return rows whose key sorts after this one.

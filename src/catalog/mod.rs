@@ -26,9 +26,12 @@ use model::{NewPlan, Plan, PlanFilter, PlanList, PlanPatch, PlanRow, PlanSpec};
 /// not show; the version is held in memory and is at most
 /// [`version::STALENESS_BOUND`] old (see `version`).
 pub struct CatalogCache {
-    pages: Cache<(i64, String), Bytes>,
+    pages: Cache<PageKey, Bytes>,
     pub version: Arc<version::CatalogVersion>,
 }
+
+/// A rendered page: the catalog version, the validated query, the language.
+type PageKey = (i64, PlanFilter, PageRequest, Lang);
 
 impl Default for CatalogCache {
     fn default() -> Self {
@@ -156,7 +159,7 @@ pub async fn plan_page(
     page: PageRequest,
     lang: Lang,
 ) -> Result<Bytes, ApiError> {
-    let key = (version, format!("{filter:?}|{page:?}|{}", lang.tag()));
+    let key = (version, filter.clone(), page.clone(), lang);
     if let Some(body) = cache.pages.get(&key) {
         return Ok(body);
     }
