@@ -4,7 +4,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/simrenew-target}"
-BIN="$CARGO_TARGET_DIR/release/simrenew"
+# BIN=/path/to/an/older/simrenew measures that build instead (nothing is built then).
+BIN="${BIN:-$CARGO_TARGET_DIR/release/simrenew}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
@@ -25,7 +26,9 @@ need_wrk() {
 }
 
 build_release() {
-  (cd "$ROOT" && cargo build --release --quiet --bin simrenew --examples)
+  if [ "$BIN" = "$CARGO_TARGET_DIR/release/simrenew" ]; then
+    (cd "$ROOT" && cargo build --release --quiet --bin simrenew --examples)
+  fi
 }
 
 # The same-machine references (examples/ceiling_*.rs), built by build_release.

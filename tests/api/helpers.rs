@@ -193,6 +193,8 @@ pub struct TestApp {
     pub clock: Clock,
     /// The service's payment providers, for running its sweeps from a test.
     pub payments: std::sync::Arc<simrenew::payments::Payments>,
+    /// The service's catalog cache (its catalog version among it).
+    pub catalog: std::sync::Arc<simrenew::catalog::CatalogCache>,
 }
 
 /// A partner set up to buy (see `TestApp::stocked_partner`).
@@ -256,6 +258,7 @@ impl TestApp {
         let store = state.db.clone();
         let clock = state.clock.clone();
         let payments = state.payments.clone();
+        let catalog = state.catalog.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let options = ServerOptions {
@@ -279,6 +282,7 @@ impl TestApp {
             store,
             clock,
             payments,
+            catalog,
         }
     }
 
@@ -373,11 +377,14 @@ impl TestApp {
         (partner, token)
     }
 
-    /// Imports the demo catalog (`src/catalog/demo_plans.json`) through the library.
+    /// Imports the demo catalog (`src/catalog/demo_plans.json`) through the library, and
+    /// has this instance read the new catalog version at once (as the writer does; an
+    /// import by another process reaches it within the staleness bound).
     pub async fn import_demo_plans(&self) {
         simrenew::catalog::import_plans(&self.store, simrenew::catalog::demo_plans().unwrap())
             .await
             .unwrap();
+        self.catalog.version.refresh(&self.store).await.unwrap();
     }
 
     /// `POST /v1/admin/cards`: imports `cards` (a JSON array) for `partner_id`.
