@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use actix_web::{Error, HttpMessage};
@@ -56,6 +57,16 @@ pub async fn middleware(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    // HTTP/1.1: a request with neither Content-Length nor Transfer-Encoding has no body
+    // (RFC 9112 §6.3), and neither has one of length 0: nothing to wait for, so no timer.
+    let headers = req.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    if !has_body {
+        return next.call(req).await;
+    }
     let timeout = req
         .app_data::<web::Data<BodyReadTimeout>>()
         .map(|t| t.0)
