@@ -8,9 +8,10 @@
 //!    duplicate then sees `in_progress` → `409`); a different request under the key →
 //!    `422`;
 //! 2. run the work and record its response in one transaction, so the work can never
-//!    commit without its response being stored. The claim is a short lease
-//!    (`CLAIM_LEASE`) that the request renews while its work runs: a crashed request's
-//!    claim lapses within seconds and a retry takes it over; a failed one is released;
+//!    commit without its response being stored. A claim of its own transaction is a
+//!    short lease (`CLAIM_LEASE`) that the request renews while its work runs: a crashed
+//!    request's claim lapses within seconds and a retry takes it over; a failed one is
+//!    released (a claim inside the work's transaction simply rolls back with it);
 //! 3. replay the stored status, `Location` and body bytes for every later retry, business
 //!    errors (`402`, `409`, `422`) included. Server errors release the claim instead, so
 //!    the client can retry.

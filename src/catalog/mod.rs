@@ -61,6 +61,20 @@ pub fn on_sale_for(plan: &model::PlanRow, card_type: crate::domain::CardType) ->
     plan.status == model::PlanStatus::Active && plan.fits(card_type)
 }
 
+/// Runs a catalog change in one transaction. This instance then answers from the new
+/// catalog at once; the others within the staleness bound (see `version`), which also
+/// covers this instance if reading the new version fails here.
+async fn change<F>(db: &Db, cache: &CatalogCache, work: F) -> Result<Plan, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<Plan, ApiError> + Send + 'static,
+{
+    let plan = db.transaction(work).await?;
+    if let Err(e) = cache.version.refresh(db).await {
+        tracing::warn!(error = %e, "the new catalog version was not read; it will be shortly");
+    }
+    Ok(plan)
+}
+
 /// Adds a plan to the catalog. A code already taken is `409 conflict`.
 pub async fn create_plan(
     db: &Db,
@@ -71,23 +85,19 @@ pub async fn create_plan(
     let spec = input.validate("").map_err(ApiError::validation)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = time::to_db(time::now());
-    let plan = db
-        .transaction(move |conn| {
-            if store::find_by_code(conn, &spec.code)?.is_some() {
-                return Err(conflict_code(&spec.code));
-            }
-            match store::insert_plan(conn, &id, &spec, now) {
-                Err(e) if is_unique_violation(&e) => return Err(conflict_code(&spec.code)),
-                other => other?,
-            }
-            let row = store::find_by_id(conn, &id)?
-                .ok_or_else(|| ApiError::internal("inserted plan not found"))?;
-            one_plan(conn, row, lang)
-        })
-        .await?;
-    // This instance answers from the new catalog at once (others within the bound).
-    cache.version.refresh(db).await?;
-    Ok(plan)
+    change(db, cache, move |conn| {
+        if store::find_by_code(conn, &spec.code)?.is_some() {
+            return Err(conflict_code(&spec.code));
+        }
+        match store::insert_plan(conn, &id, &spec, now) {
+            Err(e) if is_unique_violation(&e) => return Err(conflict_code(&spec.code)),
+            other => other?,
+        }
+        let row = store::find_by_id(conn, &id)?
+            .ok_or_else(|| ApiError::internal("inserted plan not found"))?;
+        one_plan(conn, row, lang)
+    })
+    .await
 }
 
 pub async fn update_plan(
@@ -99,20 +109,16 @@ pub async fn update_plan(
 ) -> Result<Plan, ApiError> {
     let spec = patch.validate()?;
     let now = time::to_db(time::now());
-    let plan = db
-        .transaction(move |conn| {
-            let key = id.to_string();
-            if !store::update_plan(conn, &key, &spec, now)? {
-                return Err(ApiError::not_found(format!("no plan {id}")));
-            }
-            let row = store::find_by_id(conn, &key)?
-                .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
-            one_plan(conn, row, lang)
-        })
-        .await?;
-    // This instance answers from the new catalog at once (others within the bound).
-    cache.version.refresh(db).await?;
-    Ok(plan)
+    change(db, cache, move |conn| {
+        let key = id.to_string();
+        if !store::update_plan(conn, &key, &spec, now)? {
+            return Err(ApiError::not_found(format!("no plan {id}")));
+        }
+        let row = store::find_by_id(conn, &key)?
+            .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
+        one_plan(conn, row, lang)
+    })
+    .await
 }
 
 pub async fn retire_plan(
@@ -122,20 +128,16 @@ pub async fn retire_plan(
     lang: Lang,
 ) -> Result<Plan, ApiError> {
     let now = time::to_db(time::now());
-    let plan = db
-        .transaction(move |conn| {
-            let key = id.to_string();
-            if !store::retire_plan(conn, &key, now)? {
-                return Err(ApiError::not_found(format!("no plan {id}")));
-            }
-            let row = store::find_by_id(conn, &key)?
-                .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
-            one_plan(conn, row, lang)
-        })
-        .await?;
-    // This instance answers from the new catalog at once (others within the bound).
-    cache.version.refresh(db).await?;
-    Ok(plan)
+    change(db, cache, move |conn| {
+        let key = id.to_string();
+        if !store::retire_plan(conn, &key, now)? {
+            return Err(ApiError::not_found(format!("no plan {id}")));
+        }
+        let row = store::find_by_id(conn, &key)?
+            .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
+        one_plan(conn, row, lang)
+    })
+    .await
 }
 
 /// Any plan by id, retired ones included (orders and terms keep pointing at them).
