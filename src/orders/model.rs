@@ -104,7 +104,8 @@ pub struct Order {
     #[schema(value_type = String, example = "CNY")]
     pub currency: Currency,
     pub payment: Payment,
-    /// The receipt (交易凭证) number, once paid: `R-YYYYMMDD-NNNNNN`.
+    /// The receipt (交易凭证) number, once paid: `R-YYYYMMDD-N`, the day paid and a number
+    /// (six digits or more) that is unique and grows across days.
     #[schema(example = "R-20261125-000123")]
     pub receipt_number: Option<String>,
     pub client_reference: Option<String>,
