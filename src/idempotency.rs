@@ -614,8 +614,12 @@ async fn refuse_after(db: &Db, scope: Scope, err: ApiError) -> Result<HttpRespon
     match outcome {
         Ok(None) => Ok(reply.into_response(false)),
         Ok(Some(claim @ Claim::Replay(_))) => answer_for(claim),
-        Ok(Some(_)) | Err(_) => {
+        Ok(Some(_)) => {
             tracing::warn!("a refusal was not stored: another request holds its key");
+            Ok(reply.into_response(false))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a refusal was not stored; a retry runs the request again");
             Ok(reply.into_response(false))
         }
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use diesel::PgConnection;
 
 use super::store;
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::error::ApiError;
 
 /// The longest a catalog change takes to reach every instance's answers.
@@ -103,7 +103,8 @@ pub fn spawn_watcher(db: Db, version: Arc<CatalogVersion>) {
         let mut next_listen_attempt = Instant::now();
         loop {
             let now = Instant::now();
-            if listener.is_some() || now >= next_listen_attempt {
+            let can_listen = db.backend() == Backend::Postgres;
+            if can_listen && (listener.is_some() || now >= next_listen_attempt) {
                 let db = db.clone();
                 let (kept, heard) =
                     tokio::task::spawn_blocking(move || listen_step(&db, listener.take()))

@@ -52,8 +52,16 @@ pub fn transition(
         let current = store::find(conn, &order.id)?.unwrap_or_else(|| order.clone());
         return Err(invalid_transition(&current, event));
     }
-    let recipients = events::recipients(conn, &row.partner_id)?;
-    tell(conn, &recipients, &row, now)?;
+    // Endpoints are read only when the new state has an event to tell.
+    if let Some(event_type) = event_for(row.status) {
+        events::append(
+            conn,
+            &row.partner_id,
+            event_type,
+            &Order::try_from(&row)?,
+            now,
+        )?;
+    }
     Ok(row)
 }
 
