@@ -13,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::business_metrics::Fact;
 use crate::http::{
     body_deadline, extractors, fallback, language, metrics, rate_limit_headers, request_id,
 };
@@ -29,7 +30,7 @@ fn register_routes(cfg: &mut ServiceConfig, sandboxes: Sandboxes) {
         cfg.configure(crate::verification::routes::configure_sandbox);
     }
     cfg.configure(crate::health::configure)
-        .configure(metrics::configure)
+        .configure(crate::operations::metrics::configure)
         .configure(crate::auth::routes::configure)
         .configure(crate::partners::routes::configure)
         .configure(crate::catalog::routes::configure)
@@ -199,49 +200,76 @@ fn spawn_housekeeping(state: AppState) {
         for round in 0_u64.. {
             tick.tick().await;
             let (db, payments, clock) = (&state.db, &state.payments, &state.clock);
-            match settlement::expire_unpaid(db, payments, clock, payments.order_ttl).await {
+            let metrics = db.metrics();
+            let result = settlement::expire_unpaid(db, payments, clock, payments.order_ttl).await;
+            metrics.sweep("expire_unpaid", &result);
+            match result {
                 Ok(0) => {}
                 Ok(expired) => tracing::info!(expired, "unpaid orders expired"),
                 Err(e) => tracing::warn!(error = %e, "order expiry failed; will retry"),
             }
-            match refunds::refunds_due(db, payments, clock).await {
+            let result = refunds::refunds_due(db, payments, clock).await;
+            metrics.sweep("refunds_due", &result);
+            match result {
                 Ok(0) => {}
                 Ok(made) => tracing::info!(made, "due refunds made"),
                 Err(e) => tracing::warn!(error = %e, "refund sweep failed; will retry"),
             }
-            if let Err(e) = cancellation::close_unclosed(db, payments, clock).await {
+            let result = cancellation::close_unclosed(db, payments, clock).await;
+            metrics.sweep("close_provider_payments", &result);
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "closing provider payments failed; will retry");
             }
             let smdp_address = &state.settings.smdp_address;
-            match crate::fulfilment::renewals::renew_due(db, clock, smdp_address).await {
+            let result = crate::fulfilment::renewals::renew_due(db, clock, smdp_address).await;
+            metrics.sweep("renewals", &result);
+            match result {
                 Ok(tally) if tally == Default::default() => {}
-                Ok(tally) => tracing::info!(
-                    renewed = tally.renewed,
-                    failed = tally.failed,
-                    lapsed = tally.lapsed,
-                    "subscription renewals"
-                ),
+                Ok(tally) => {
+                    for (result, count) in [
+                        ("renewed", tally.renewed),
+                        ("failed", tally.failed),
+                        ("lapsed", tally.lapsed),
+                    ] {
+                        let count = u64::try_from(count).unwrap_or(u64::MAX);
+                        metrics.count(Fact::Renewals { result, count });
+                    }
+                    tracing::info!(
+                        renewed = tally.renewed,
+                        failed = tally.failed,
+                        lapsed = tally.lapsed,
+                        "subscription renewals"
+                    )
+                }
                 Err(e) => tracing::warn!(error = %e, "subscription renewals failed; will retry"),
             }
-            match crate::fulfilment::scheduled::start_due(db, clock, smdp_address).await {
+            let result = crate::fulfilment::scheduled::start_due(db, clock, smdp_address).await;
+            metrics.sweep("scheduled_orders", &result);
+            match result {
                 Ok(0) => {}
                 Ok(started) => tracing::info!(started, "scheduled orders started"),
                 Err(e) => {
                     tracing::warn!(error = %e, "starting scheduled orders failed; will retry")
                 }
             }
-            match crate::notifications::expiry::sweep(db, clock).await {
+            let result = crate::notifications::expiry::sweep(db, clock).await;
+            metrics.sweep("expiry_notices", &result);
+            match result {
                 Ok(0) => {}
                 Ok(told) => tracing::info!(told, "expiry notices told"),
                 Err(e) => tracing::warn!(error = %e, "expiry notice sweep failed; will retry"),
             }
             if round % 10 == 0 {
-                match crate::events::purge_expired(&state.db, &state.clock).await {
+                let result = crate::events::purge_expired(&state.db, &state.clock).await;
+                metrics.sweep("event_purge", &result);
+                match result {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "events past retention removed"),
                     Err(e) => tracing::warn!(error = %e, "event purge failed; will retry"),
                 }
-                match crate::idempotency::purge_expired(&state.db, &state.clock).await {
+                let result = crate::idempotency::purge_expired(&state.db, &state.clock).await;
+                metrics.sweep("idempotency_purge", &result);
+                match result {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "expired idempotency keys removed"),
                     Err(e) => {
@@ -310,6 +338,11 @@ pub fn start(
     options: ServerOptions,
 ) -> std::io::Result<Server> {
     let metrics = metrics::build().map_err(std::io::Error::other)?;
+    state
+        .db
+        .metrics()
+        .register(&metrics.registry)
+        .map_err(std::io::Error::other)?;
     crate::catalog::version::spawn_watcher(state.db.clone(), state.catalog.version.clone());
     spawn_housekeeping(state.clone());
     spawn_deliveries(state.clone());

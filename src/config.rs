@@ -66,6 +66,12 @@ pub struct LogArgs {
     /// Log filter in `tracing` syntax, e.g. `info` or `simrenew=debug,actix_web=info`.
     #[arg(long, env = "SIMRENEW_LOG", default_value = "info", global = true)]
     pub log_filter: String,
+
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver, e.g.
+    /// `http://otel-collector:4318`: request spans are exported to `<url>/v1/traces`
+    /// (protobuf). Unset: no traces leave the process.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How access tokens are signed and checked.

@@ -26,6 +26,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::business_metrics::Fact;
 use crate::db::schema::idempotency_keys;
 use crate::db::{Db, DbConnection};
 use crate::domain::time;
@@ -414,9 +415,22 @@ fn in_progress(until: Option<chrono::NaiveDateTime>) -> ApiError {
     )
 }
 
+/// Counts a key that was not this request's to use, by how it was answered.
+fn count_not_ours(db: &Db, claim: &Claim) {
+    let outcome = match claim {
+        Claim::Replay(_) => "replayed",
+        Claim::Mismatch => "reused_with_other_request",
+        Claim::InProgress(_) => "in_progress",
+        Claim::Claimed { .. } => return,
+    };
+    db.metrics().count(Fact::Idempotency { outcome });
+}
+
 /// Claims the key, or tells how an earlier request with it went.
 pub async fn start(db: &Db, scope: Scope) -> Result<Start, ApiError> {
-    match claim(db, &scope).await? {
+    let claim = claim(db, &scope).await?;
+    count_not_ours(db, &claim);
+    match claim {
         Claim::Replay(reply) => Ok(Start::Replay(reply.into_response(true))),
         Claim::Mismatch => Err(key_reused()),
         Claim::InProgress(until) => Err(in_progress(until)),
@@ -547,7 +561,10 @@ where
         .await;
     match outcome {
         Ok(Ok(reply)) => Ok(respond(reply)),
-        Ok(Err(not_ours)) => answer_for(not_ours),
+        Ok(Err(not_ours)) => {
+            count_not_ours(db, &not_ours);
+            answer_for(not_ours)
+        }
         // The work rolled back, the claim with it: the refusal is stored on its own, so a
         // retry gets the same answer.
         Err(err) if err.code().status().is_client_error() => refuse_after(db, scope, err).await,
@@ -613,7 +630,10 @@ async fn refuse_after(db: &Db, scope: Scope, err: ApiError) -> Result<HttpRespon
         .await;
     match outcome {
         Ok(None) => Ok(reply.into_response(false)),
-        Ok(Some(claim @ Claim::Replay(_))) => answer_for(claim),
+        Ok(Some(claim @ Claim::Replay(_))) => {
+            count_not_ours(db, &claim);
+            answer_for(claim)
+        }
         Ok(Some(_)) => {
             tracing::warn!("a refusal was not stored: another request holds its key");
             Ok(reply.into_response(false))

@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod app;
 pub mod auth;
+pub mod business_metrics;
 pub mod cards;
 pub mod catalog;
 pub mod clock;
@@ -19,6 +20,7 @@ pub mod i18n;
 pub mod idempotency;
 pub mod notifications;
 pub mod openapi;
+pub mod operations;
 pub mod orders;
 pub mod pagination;
 pub mod partners;

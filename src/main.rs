@@ -68,6 +68,12 @@ enum Command {
     /// Manage partner wallets.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// Exit 0 when the URL answers 2xx within 2 s: a container HEALTHCHECK for an image
+    /// that has no shell and no curl.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,7 +95,10 @@ enum WalletCommand {
 #[derive(Debug, Subcommand)]
 enum CardsCommand {
     /// Register cards for a partner from a CSV file with the header
-    /// `iccid,card_type,msisdn,eid` (msisdn and eid may be empty). All or nothing.
+    /// `iccid,card_type,msisdn,eid` (msisdn and eid may be empty). Streamed in batches
+    /// of 1,000 rows: a bad row is refused (its line is listed) and the rest go in; a
+    /// card the partner already holds is counted, so an interrupted import can be run
+    /// again. Exits 1 when any row was refused.
     Import {
         /// The CSV file.
         file: std::path::PathBuf,
@@ -131,10 +140,14 @@ struct PartnerCreateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = simrenew::telemetry::init(&cli.log) {
-        eprintln!("simrenew: {message}");
-        return ExitCode::FAILURE;
-    }
+    // Held until `main` returns: dropping it exports the spans still buffered.
+    let _traces = match simrenew::telemetry::init(&cli.log) {
+        Ok(traces) => traces,
+        Err(message) => {
+            eprintln!("simrenew: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = Settings::from_args(
         &cli.database,
         &cli.auth,
@@ -150,6 +163,7 @@ fn main() -> ExitCode {
             print!("{}", simrenew::app::document_json());
             Ok(())
         }
+        Command::Healthcheck { url } => healthcheck(&url),
         Command::Partner(PartnerCommand::Create(args)) => create_partner(settings, args),
         Command::Plans(PlansCommand::Import { file }) => import_plans(settings, &file),
         Command::Cards(CardsCommand::Import { file, partner }) => {
@@ -313,27 +327,60 @@ fn import_cards(
     file: &std::path::Path,
     partner: uuid::Uuid,
 ) -> Result<(), String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let mut cards = Vec::new();
-    for (i, row) in reader
-        .deserialize::<simrenew::cards::model::NewCard>()
-        .enumerate()
-    {
-        // Line numbers count the header as line 1.
-        cards.push(row.map_err(|e| format!("{} line {}: {e}", file.display(), i + 2))?);
+    use simrenew::cards::import::{import_csv, ImportObserver, Refusal, Tally};
+    use simrenew::operations::progress::Progress;
+    use simrenew::telemetry::escape_controls;
+
+    /// Refused rows as lines above the progress bar; the bar follows the bytes read.
+    struct Shown(Progress);
+    impl ImportObserver for Shown {
+        fn refused(&mut self, refusal: &Refusal) {
+            let reason = escape_controls(&refusal.reason);
+            self.0
+                .note(&format!("line {}: refused: {reason}", refusal.line));
+        }
+        fn progressed(&mut self, tally: &Tally) {
+            self.0.update(tally.bytes, tally.rows);
+        }
     }
+
+    let opened = std::fs::File::open(file)
+        .and_then(|f| Ok((f.metadata()?.len(), f)))
+        .map_err(|e| format!("cannot read {}: {e}", file.display()));
+    let (size, reader) = opened?;
     let db = operator_db(&settings)?;
-    let imported = block_on(simrenew::cards::import_cards(&db, partner, cards))?.map_err(|e| {
-        format!(
-            "nothing imported (cards[N] is data line N+2): {}",
-            describe(e)
-        )
-    })?;
-    println!("{}", serde_json::json!({ "imported": imported }));
+    let mut shown = Shown(Progress::new("cards import", size));
+    let reader = std::io::BufReader::with_capacity(1 << 16, reader);
+    let tally = block_on(import_csv(&db, partner, reader, &mut shown))?
+        .map_err(|e| format!("import stopped: {}", describe(e)))?;
+    shown.0.finish(tally.rows);
+    println!(
+        "{}",
+        serde_json::to_string(&tally).map_err(|e| e.to_string())?
+    );
+    if tally.refused > 0 {
+        return Err(format!(
+            "{} rows refused (listed above by line); the others were imported",
+            tally.refused
+        ));
+    }
     Ok(())
+}
+
+fn healthcheck(url: &str) -> Result<(), String> {
+    let client = simrenew::http::outbound::client_builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Inside the runtime: the request's timeout timer needs its reactor.
+    let status = block_on(async { client.get(url).send().await })?
+        .map_err(|e| format!("{url}: {e}"))?
+        .status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {status}"))
+    }
 }
 
 fn credit_wallet(

@@ -1,5 +1,6 @@
 //! Cards, their service terms, and what is left on them.
 
+pub mod import;
 pub mod model;
 pub mod routes;
 pub mod store;
@@ -259,53 +260,75 @@ pub fn validate_cards(
         errors.push(FieldError::new("cards", "must list at least one card"));
     }
     for (i, card) in cards.iter().enumerate() {
-        // Identifiers exactly as sent: the document's patterns allow no surrounding
-        // whitespace and no empty string (`simrenew cards import` trims CSV cells and
-        // reads an empty one as absent).
-        let iccid = card.iccid.as_str();
-        match iccid.parse::<Iccid>() {
-            Ok(_) if !seen.insert(iccid.to_owned()) => errors.push(FieldError::new(
-                format!("cards[{i}].iccid"),
+        let prefix = format!("cards[{i}].");
+        if seen.contains(card.iccid.as_str()) {
+            errors.push(FieldError::new(
+                format!("{prefix}iccid"),
                 "appears twice in this batch",
-            )),
-            Ok(_) => {}
-            Err(e) => errors.push(FieldError::new(format!("cards[{i}].iccid"), e)),
+            ));
         }
-        let msisdn = card.msisdn.as_deref();
-        if let Some(Err(e)) = msisdn.map(str::parse::<Msisdn>) {
-            errors.push(FieldError::new(format!("cards[{i}].msisdn"), e));
-        }
-        let eid = card.eid.as_deref();
-        match (card.card_type, eid) {
-            (CardType::Fm, Some(_)) => errors.push(FieldError::new(
-                format!("cards[{i}].eid"),
-                "only eSIM cards have an EID",
-            )),
-            (CardType::Esim, Some(eid)) => {
-                if let Err(e) = eid.parse::<Eid>() {
-                    errors.push(FieldError::new(format!("cards[{i}].eid"), e));
-                }
+        match validate_card(card, &prefix, partner_id, now) {
+            Ok(row) => {
+                seen.insert(row.iccid.clone());
+                rows.push(row);
             }
-            _ => {}
+            Err(mut bad) => errors.append(&mut bad),
         }
-        rows.push(CardRow {
-            iccid: iccid.to_owned(),
-            partner_id: partner_id.to_owned(),
-            card_type: card.card_type,
-            msisdn: msisdn.map(str::to_owned),
-            eid: eid.map(str::to_owned),
-            suspended: false,
-            created_at: now,
-            updated_at: now,
-            profile_state: None,
-            profile_state_at: None,
-        });
     }
     if errors.is_empty() {
         Ok(rows)
     } else {
         Err(errors)
     }
+}
+
+/// Checks one card; its errors are named `{prefix}iccid`, `{prefix}eid`, ….
+pub fn validate_card(
+    card: &NewCard,
+    prefix: &str,
+    partner_id: &str,
+    now: NaiveDateTime,
+) -> Result<CardRow, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    // Identifiers exactly as sent: the document's patterns allow no surrounding
+    // whitespace and no empty string (`simrenew cards import` trims CSV cells and
+    // reads an empty one as absent).
+    let iccid = card.iccid.as_str();
+    if let Err(e) = iccid.parse::<Iccid>() {
+        errors.push(FieldError::new(format!("{prefix}iccid"), e));
+    }
+    let msisdn = card.msisdn.as_deref();
+    if let Some(Err(e)) = msisdn.map(str::parse::<Msisdn>) {
+        errors.push(FieldError::new(format!("{prefix}msisdn"), e));
+    }
+    let eid = card.eid.as_deref();
+    match (card.card_type, eid) {
+        (CardType::Fm, Some(_)) => errors.push(FieldError::new(
+            format!("{prefix}eid"),
+            "only eSIM cards have an EID",
+        )),
+        (CardType::Esim, Some(eid)) => {
+            if let Err(e) = eid.parse::<Eid>() {
+                errors.push(FieldError::new(format!("{prefix}eid"), e));
+            }
+        }
+        _ => {}
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(CardRow {
+        iccid: iccid.to_owned(),
+        partner_id: partner_id.to_owned(),
+        card_type: card.card_type,
+        msisdn: msisdn.map(str::to_owned),
+        eid: eid.map(str::to_owned),
+        suspended: false,
+        created_at: now,
+        updated_at: now,
+        profile_state: None,
+        profile_state_at: None,
+    })
 }
 
 /// Registers cards for a partner, all or none: bad rows are `422`, ICCIDs already

@@ -24,6 +24,51 @@ pub fn insert_card(conn: &mut DbConnection, row: &CardRow) -> QueryResult<()> {
         .map(drop)
 }
 
+/// Registers many cards. On PostgreSQL one statement takes them all, as arrays (diesel's
+/// multi-row insert does not exist for the two-backend connection); SQLite, in-process,
+/// inserts them one by one in the caller's transaction.
+pub fn insert_cards(conn: &mut DbConnection, rows: &[CardRow]) -> QueryResult<usize> {
+    let DbConnection::Postgres(pg) = conn else {
+        for row in rows {
+            insert_card(conn, row)?;
+        }
+        return Ok(rows.len());
+    };
+    use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamp};
+    let column = |pick: fn(&CardRow) -> Option<String>| rows.iter().map(pick).collect::<Vec<_>>();
+    let text = |pick: fn(&CardRow) -> String| rows.iter().map(pick).collect::<Vec<_>>();
+    diesel::sql_query(
+        "INSERT INTO cards (iccid, partner_id, card_type, msisdn, eid, suspended, created_at, \
+           updated_at, profile_state, profile_state_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+           $6::bool[], $7::timestamp[], $8::timestamp[], $9::text[], $10::timestamp[])",
+    )
+    .bind::<Array<Text>, _>(text(|r| r.iccid.clone()))
+    .bind::<Array<Text>, _>(text(|r| r.partner_id.clone()))
+    .bind::<Array<Text>, _>(text(|r| r.card_type.as_str().to_owned()))
+    .bind::<Array<Nullable<Text>>, _>(column(|r| r.msisdn.clone()))
+    .bind::<Array<Nullable<Text>>, _>(column(|r| r.eid.clone()))
+    .bind::<Array<Bool>, _>(rows.iter().map(|r| r.suspended).collect::<Vec<_>>())
+    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(column(|r| r.profile_state.map(|s| s.as_str().to_owned())))
+    .bind::<Array<Nullable<Timestamp>>, _>(
+        rows.iter().map(|r| r.profile_state_at).collect::<Vec<_>>(),
+    )
+    .execute(pg)
+}
+
+/// Who holds each of `iccids` that is registered, and since when.
+pub fn owners(
+    conn: &mut DbConnection,
+    iccids: &[String],
+) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
+    cards::table
+        .filter(cards::iccid.eq_any(iccids))
+        .select((cards::iccid, cards::partner_id, cards::created_at))
+        .load(conn)
+}
+
 /// Which of `iccids` are already registered.
 pub fn existing_iccids(conn: &mut DbConnection, iccids: &[String]) -> QueryResult<Vec<String>> {
     let mut found = Vec::new();

@@ -15,6 +15,8 @@ use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 
+use crate::business_metrics::{self as business, BusinessMetrics};
+
 pub use migrations::{run_pending_migrations, MigrationError};
 pub(crate) use stored::{stored_enum, text_mapping};
 pub use stored::{stored_uuid, UnknownValue};
@@ -334,6 +336,37 @@ pub struct Db {
     /// concurrent requests in this process from failing with SQLITE_BUSY when two
     /// deferred transactions both try to upgrade to a write lock.
     sqlite_writer: Arc<Mutex<()>>,
+    /// Counts what committed calls wrote (see `business_metrics`) and pool waits.
+    metrics: Arc<BusinessMetrics>,
+}
+
+/// Pool waits and timeouts, into the business metrics.
+#[derive(Debug)]
+struct PoolEvents(Arc<BusinessMetrics>);
+
+impl r2d2::HandleEvent for PoolEvents {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        self.0.pool_waited(event.duration());
+    }
+
+    fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
+        self.0.pool_timed_out();
+    }
+}
+
+impl fmt::Debug for BusinessMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BusinessMetrics")
+    }
+}
+
+/// Hands the facts written during a call to the counters if it committed (`Ok`), and
+/// drops them if it rolled back.
+fn settle_facts<T, E>(metrics: &BusinessMetrics, result: &Result<T, E>) {
+    let facts = business::take_uncommitted();
+    if result.is_ok() {
+        metrics.count_all(facts);
+    }
 }
 
 impl fmt::Debug for Db {
@@ -348,6 +381,7 @@ impl Db {
     /// Builds the pool without connecting: the first use reports an unreachable database.
     pub fn new(url: &DatabaseUrl, options: &PoolOptions) -> Self {
         let reachability = Arc::new(Reachability::default());
+        let metrics = Arc::new(BusinessMetrics::new());
         let manager = ConnectionManager {
             url: url.clone(),
             sqlite_busy_timeout: Duration::from_secs(5),
@@ -357,7 +391,8 @@ impl Db {
             .max_size(options.max_connections.max(1))
             .min_idle(Some(0))
             .connection_timeout(options.acquire_timeout)
-            .error_handler(Box::new(ReachabilityLog(reachability)));
+            .error_handler(Box::new(ReachabilityLog(reachability)))
+            .event_handler(Box::new(PoolEvents(metrics.clone())));
         if url.is_in_memory() {
             // Every in-memory connection is its own database: keep exactly one, forever.
             builder = builder
@@ -371,7 +406,18 @@ impl Db {
             backend: url.backend(),
             url: url.clone(),
             sqlite_writer: Arc::new(Mutex::new(())),
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &BusinessMetrics {
+        &self.metrics
+    }
+
+    /// Pooled connections: (all open, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
     }
 
     pub fn backend(&self) -> Backend {
@@ -393,9 +439,13 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
-            work(&mut conn)
+            business::take_uncommitted();
+            let result = work(&mut conn);
+            settle_facts(&metrics, &result);
+            result
         })
         .await
         .map_err(|_| E::from(DbError::Cancelled))?
@@ -426,7 +476,10 @@ impl Db {
         E: From<DbError>,
     {
         let mut conn = self.pool.get().map_err(DbError::from)?;
-        work(&mut conn)
+        business::take_uncommitted();
+        let result = work(&mut conn);
+        settle_facts(&self.metrics, &result);
+        result
     }
 
     /// `Ok` when a connection can be had and the database takes a (one-row) write: a

@@ -22,6 +22,7 @@ use diesel::prelude::*;
 
 use super::endpoints::{self, EndpointRow, EndpointStatus};
 use super::model::{Event, EventRow};
+use crate::business_metrics::{on_commit, Fact};
 use crate::clock::Clock;
 use crate::config::WebhookSettings;
 use crate::db::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
@@ -137,7 +138,7 @@ impl reqwest::dns::Resolve for PublicOnly {
 
 /// The HTTP client deliveries are sent with.
 pub fn client(settings: &WebhookSettings) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = crate::http::outbound::client_builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -288,6 +289,24 @@ pub async fn deliver_due(
     Ok(sent)
 }
 
+/// Deliveries due at `now` and not made, and when the oldest of them fell due, to
+/// enabled endpoints only (a disabled endpoint's deliveries wait for the partner).
+pub fn backlog(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+    webhook_deliveries::table
+        .inner_join(webhook_endpoints::table)
+        .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
+        .filter(webhook_deliveries::next_attempt_at.le(now))
+        .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(webhook_deliveries::next_attempt_at),
+        ))
+        .first(conn)
+}
+
 /// Claims, sends and records one delivery; `Ok(false)` when another sender had it.
 async fn deliver_one(
     db: &Db,
@@ -345,6 +364,7 @@ async fn deliver_one(
     };
     let attempts = delivery.attempts.saturating_add(1);
     let finished_at = clock.now_db();
+    let event_created_at = event.created_at;
     let (status, next) = if outcome.succeeded() {
         (DeliveryStatus::Succeeded, None)
     } else {
@@ -388,6 +408,19 @@ async fn deliver_one(
                 })
                 .execute(conn)?;
             record_health(conn, &endpoint.id, outcome.succeeded(), finished_at)?;
+            on_commit(Fact::DeliveryAttempt {
+                outcome: match status {
+                    DeliveryStatus::Succeeded => "delivered",
+                    DeliveryStatus::Pending => "failed_will_retry",
+                    DeliveryStatus::Failed => "failed_gave_up",
+                },
+            });
+            if status == DeliveryStatus::Succeeded {
+                let lag = (finished_at - event_created_at)
+                    .to_std()
+                    .unwrap_or_default();
+                on_commit(Fact::Delivered { lag });
+            }
         }
         Ok::<_, ApiError>(())
     })

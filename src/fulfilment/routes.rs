@@ -16,6 +16,7 @@ use crate::activation::profile::ProfileEventBatch;
 use crate::activation::{Activation, Caller, Confirmation, Failure};
 use crate::auth::principal::{require, Authorized};
 use crate::auth::scopes::Scope;
+use crate::business_metrics::Fact;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
@@ -417,11 +418,27 @@ impl Settling {
             event,
             self.settings.smdp_address.clone(),
         )
-        .await?;
+        .await;
+        let outcome = match &settled {
+            Ok(settled) => settled.label(),
+            Err(_) => "error",
+        };
+        self.db.metrics().count(Fact::PaymentWebhook { outcome });
+        let settled = settled?;
         Ok(WebhookReceipt {
             received: true,
             outcome: settled.label(),
         })
+    }
+
+    /// A webhook refused before it was applied, counted by why.
+    fn refuse(&self, e: WebhookError) -> ApiError {
+        let outcome = match e {
+            WebhookError::BadSignature(_) => "invalid_signature",
+            WebhookError::Malformed(_) => "unreadable",
+        };
+        self.db.metrics().count(Fact::PaymentWebhook { outcome });
+        signature_error(e)
     }
 }
 
@@ -480,7 +497,7 @@ async fn webhook(
         .and_then(|v| v.to_str().ok());
     let event = stripe
         .parse_webhook(signature, &body, settling.clock.now().timestamp())
-        .map_err(signature_error)?;
+        .map_err(|e| settling.refuse(e))?;
     Ok(web::Json(settling.settle("stripe", event).await?))
 }
 

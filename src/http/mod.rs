@@ -6,5 +6,6 @@ pub mod extractors;
 pub mod fallback;
 pub mod language;
 pub mod metrics;
+pub mod outbound;
 pub mod rate_limit_headers;
 pub mod request_id;

@@ -38,6 +38,10 @@ pub async fn middleware(
         request_id = %id,
         method = %req.method(),
         path = %req.path(),
+        // For the OpenTelemetry export (`telemetry::otlp`): a server span, with the
+        // status recorded when the response is known.
+        otel.kind = "server",
+        http.response.status_code = tracing::field::Empty,
     );
     let started = Instant::now();
     // Handlers' errors arrive here already turned into responses; an `Err` can only come
@@ -52,6 +56,10 @@ pub async fn middleware(
     response.headers_mut().insert(
         actix_web::http::header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
     );
     span.in_scope(|| {
         tracing::info!(

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::model::{OrderFilter, OrderRow, PaymentStatus};
 use super::state::OrderStatus;
+use crate::business_metrics::{on_commit, Fact};
 use crate::cards::model::CardRow;
 use crate::catalog::model::PlanRow;
 use crate::db::schema::{
@@ -17,8 +18,26 @@ use crate::pagination::PageRequest;
 pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
     diesel::insert_into(orders::table)
         .values(row)
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    count_status(row);
+    Ok(())
+}
+
+/// The order's new status (and its payment, on entering `paid`) for the business
+/// metrics, counted if the transaction commits.
+fn count_status(row: &OrderRow) {
+    let payment_method = row.payment_method.as_str();
+    on_commit(Fact::OrderEntered {
+        status: row.status.as_str(),
+        payment_method,
+    });
+    if row.status == OrderStatus::Paid {
+        on_commit(Fact::OrderPaid {
+            currency: row.currency.code(),
+            payment_method,
+            minor_units: row.amount.get(),
+        });
+    }
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<OrderRow>> {
@@ -95,7 +114,7 @@ pub fn update_if_status(
     row: &OrderRow,
     expected: OrderStatus,
 ) -> QueryResult<bool> {
-    diesel::update(
+    let updated = diesel::update(
         orders::table
             .find(&row.id)
             .filter(orders::status.eq(expected)),
@@ -117,8 +136,12 @@ pub fn update_if_status(
         orders::provider_closed_at.eq(row.provider_closed_at),
         orders::payment_issue.eq(&row.payment_issue),
     ))
-    .execute(conn)
-    .map(|n| n == 1)
+    .execute(conn)?;
+    let written = updated == 1;
+    if written && row.status != expected {
+        count_status(row);
+    }
+    Ok(written)
 }
 
 /// The order a provider's payment belongs to, by the provider's payment id.
@@ -148,6 +171,14 @@ pub fn unpaid_before(
         .limit(limit)
         .select(orders::id)
         .load(conn)
+}
+
+/// When the oldest order still awaiting payment was created (for the settlement lag).
+pub fn oldest_unpaid(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
+    orders::table
+        .filter(orders::status.eq(OrderStatus::PendingPayment))
+        .select(diesel::dsl::min(orders::created_at))
+        .first(conn)
 }
 
 /// The order whose Checkout Session this is.

@@ -77,7 +77,7 @@ struct StripeErrorDetail {
 
 impl Stripe {
     pub fn new(config: StripeConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::outbound::client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())

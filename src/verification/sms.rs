@@ -93,7 +93,7 @@ fn text_for(msisdn: &str, code: &str) -> String {
 
 impl Sms {
     pub fn new(settings: SmsSettings) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::outbound::client_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{EntryRow, WalletBalance};
+use crate::business_metrics::{on_commit, Fact};
 use crate::db::schema::{ledger_entries, wallet_balances};
 use crate::db::{is_unique_violation, DbConnection};
 use crate::domain::{Currency, MinorUnits, Money};
@@ -136,6 +137,7 @@ pub fn debit_with_entry(
         .optional()?;
         return Ok(left.map(|left| {
             entry.balance_after = MinorUnits::new(left.balance_after);
+            count_movement(&entry);
             entry
         }));
     }
@@ -150,8 +152,38 @@ pub fn debit_with_entry(
 pub fn insert_entry(conn: &mut DbConnection, row: &EntryRow) -> QueryResult<()> {
     diesel::insert_into(ledger_entries::table)
         .values(row)
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    count_movement(row);
+    Ok(())
+}
+
+/// Money moved through a wallet, for the business metrics (counted if it commits).
+fn count_movement(entry: &EntryRow) {
+    on_commit(Fact::WalletMoved {
+        currency: entry.currency.code(),
+        kind: entry.kind.as_str(),
+        minor_units: entry.amount.get(),
+    });
+}
+
+/// Money held in all wallets, by currency. One row per partner and currency: summed
+/// here with checked arithmetic (a SQL `SUM` of `BIGINT` is `NUMERIC` on PostgreSQL).
+pub fn totals(conn: &mut DbConnection) -> QueryResult<Vec<(Currency, MinorUnits)>> {
+    let rows: Vec<(Currency, MinorUnits)> = wallet_balances::table
+        .select((wallet_balances::currency, wallet_balances::available))
+        .load(conn)?;
+    let mut totals: Vec<(Currency, MinorUnits)> = Vec::new();
+    for (currency, amount) in rows {
+        match totals.iter_mut().find(|(c, _)| *c == currency) {
+            Some((_, total)) => {
+                *total = total.checked_add(amount).ok_or_else(|| {
+                    diesel::result::Error::QueryBuilderError("wallet total out of range".into())
+                })?
+            }
+            None => totals.push((currency, amount)),
+        }
+    }
+    Ok(totals)
 }
 
 pub fn balances(conn: &mut DbConnection, partner_id: &str) -> QueryResult<Vec<WalletBalance>> {

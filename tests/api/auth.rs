@@ -640,7 +640,7 @@ async fn rotation_keeps_tokens_of_the_previous_key_valid(app: TestApp) {
 async fn a_stranger_guessing_a_secret_cannot_lock_its_owner_out(app: TestApp) {
     let partner = app.create_partner("Acme", &[Scope::CatalogRead]).await;
     // The stranger calls from another loopback address than the owner.
-    let stranger = reqwest::Client::builder()
+    let stranger = crate::helpers::http_client_builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .build()
         .unwrap();
@@ -691,7 +691,7 @@ async fn a_stranger_guessing_a_secret_cannot_lock_its_owner_out(app: TestApp) {
     }
     // Requests are counted before their secret is checked: 30 at once from a third
     // address, every one with the right secret, and still only 20 are answered.
-    let busy = reqwest::Client::builder()
+    let busy = crate::helpers::http_client_builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
         .build()
         .unwrap();
@@ -762,7 +762,7 @@ async fn two_serve_processes_on_one_postgres_accept_each_others_tokens() {
         Process::serve(&db.raw_url, &[])
     );
     let root = cli_create_partner(&db.raw_url, "Root", "admin");
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let token = fetch_token(&client, &one.base_url, &root.client_id, &root.client_secret).await;
     for instance in [&one, &two] {
         let response = client

@@ -92,7 +92,7 @@ async fn the_readme_walk_works_on_a_fresh_demo() {
     let database_url = format!("sqlite://{}", dir.path().join("demo.db").display());
     let log = dir.path().join("demo.log");
     let demo = start_demo(&database_url, &log).await;
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let url = |path: &str| format!("{}{path}", demo.base);
 
     // 1. token

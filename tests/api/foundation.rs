@@ -327,7 +327,7 @@ async fn logs_carry_request_ids_and_never_secrets() {
         Some(&log),
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let token_url = format!("{}/v1/oauth/token", server.base_url);
     let wrong = client
         .post(&token_url)
@@ -391,7 +391,7 @@ async fn client_text_cannot_forge_a_text_log_line() {
     )
     .await;
     let forged = "evil\n2026-11-25T00:00:00Z  INFO simrenew: FORGED admin login ok\u{1b}[31m";
-    let refused = reqwest::Client::new()
+    let refused = crate::helpers::http_client()
         .post(format!("{}/v1/oauth/token", server.base_url))
         .form(&[
             ("grant_type", "client_credentials"),

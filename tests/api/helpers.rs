@@ -273,7 +273,7 @@ impl TestApp {
             // Idle connections are dropped well before the server's 5 s keep-alive
             // closes them, so a loaded machine never sends on a connection being closed
             // (hyper's `IncompleteMessage`).
-            client: Client::builder()
+            client: http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
@@ -611,7 +611,7 @@ impl Process {
             base_url: format!("http://127.0.0.1:{port}"),
             child,
         };
-        let client = Client::new();
+        let client = http_client();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let ready = client
@@ -652,6 +652,27 @@ pub fn cli(database_url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("utf-8 stdout")
+}
+
+/// A client for the tests. The service's reqwest is built without a built-in TLS
+/// provider (it installs `ring` itself), and the tests share that build: install it here.
+pub fn http_client() -> Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    simrenew::http::outbound::install_tls_provider();
+    Client::builder()
+}
+
+/// Runs a `simrenew` command to completion, whatever its exit status.
+pub fn cli_output(database_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_simrenew"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("SIMRENEW_LOG", "warn")
+        .output()
+        .expect("run simrenew")
 }
 
 /// `simrenew partner create --json` against `database_url`, as an operator creates the

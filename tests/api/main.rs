@@ -17,6 +17,7 @@ mod foundation;
 mod localisation;
 mod notifications;
 mod openapi;
+mod operations;
 mod orders;
 mod partners;
 mod payments;

@@ -23,6 +23,7 @@ on_both_backends!(
     wallet_credits_honour_idempotency_keys,
     an_abandoned_claim_is_taken_over_by_one_retry_only,
     an_unknown_stored_state_fails_loudly,
+    business_metrics_count_only_what_committed,
 );
 
 struct Shop {
@@ -313,6 +314,64 @@ async fn each_refusal_has_its_code_and_changes_nothing(app: TestApp) {
     assert_eq!(books(&app, &shop).await, after_one);
     // One order stands (the other was cancelled and refunded: two ledger entries).
     assert_eq!((before.0 - after_one.0, after_one.3 - before.3), (PRICE, 2));
+}
+
+/// The value of the one sample of `/metrics` named exactly `series` (labels included).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a number"))
+}
+
+/// Money, orders and replays are counted when their transaction commits: a paid order
+/// counts once with its money, a refused one (no funds) and its replay count nothing but
+/// the replay, and the wallet reading matches the balance.
+async fn business_metrics_count_only_what_committed(app: TestApp) {
+    let shop = shop(&app, 5_000).await;
+    let paid = place(&app, &shop, "metrics-1", &order_body(&shop)).await;
+    assert_eq!(paid.status(), StatusCode::CREATED);
+    let replay = place(&app, &shop, "metrics-1", &order_body(&shop)).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let refused = place(&app, &shop, "metrics-2", &order_body(&shop)).await;
+    assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let value = |series: &str| sample(&text, series);
+    assert_eq!(
+        value(r#"simrenew_orders_total{payment_method="wallet",status="paid"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            r#"simrenew_order_payments_minor_units_total{currency="CNY",payment_method="wallet"}"#
+        ),
+        Some(PRICE as f64)
+    );
+    assert_eq!(
+        value(r#"simrenew_wallet_movements_minor_units_total{currency="CNY",kind="debit"}"#),
+        Some(PRICE as f64)
+    );
+    assert_eq!(
+        value(r#"simrenew_wallet_movements_minor_units_total{currency="CNY",kind="credit"}"#),
+        Some(5_000.0)
+    );
+    assert_eq!(
+        value(r#"simrenew_idempotency_keys_total{outcome="replayed"}"#),
+        Some(1.0)
+    );
+    assert!(
+        !text.contains(r#"status="failed""#),
+        "the refused order rolled back and is not counted: {text}"
+    );
+    assert_eq!(
+        value(r#"simrenew_wallet_balance_minor_units{currency="CNY"}"#),
+        Some((5_000 - PRICE) as f64)
+    );
+    assert_eq!(value("simrenew_payment_settlement_lag_seconds"), Some(0.0));
+    assert_eq!(value("simrenew_webhook_deliveries_due"), Some(0.0));
+    assert_eq!(value("simrenew_readings_ok"), Some(1.0));
+    assert!(value("simrenew_db_pool_wait_seconds_count").unwrap_or(0.0) > 0.0);
 }
 
 async fn a_replay_returns_identical_bytes_and_a_new_body_is_refused(app: TestApp) {
@@ -795,7 +854,7 @@ async fn the_race_across_two_serve_processes_on_postgres() {
     assert!(credited.contains("\"balance_after\":19500"), "{credited}");
 
     let (one, two) = tokio::join!(Process::serve(&url, &[]), Process::serve(&url, &[]));
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let token = fetch_token(&client, &one.base_url, &acme.client_id, &acme.client_secret).await;
     let plan = {
         let listed: Value = client

@@ -1014,7 +1014,7 @@ async fn a_crashed_holder_of_a_key_delays_a_retry_by_seconds_only() {
         ("SIMRENEW_PAYMENT_TIMEOUT_MS", "10000"),
     ];
     let first = Process::serve(&url, &env).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let token = fetch_token(
         &client,
         &first.base_url,

@@ -9,6 +9,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
+    pub path: String,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
@@ -41,6 +43,8 @@ async fn handle(
         }
     }
     state.requests.push(Received {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
         headers,
         body: body.to_vec(),
     });

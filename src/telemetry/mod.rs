@@ -1,9 +1,11 @@
-//! Log output: human text or JSON lines, always on stderr so stdout stays clean for
+//! Log output (and, when configured, traces over OTLP): human text or JSON lines, always on stderr so stdout stays clean for
 //! commands whose output is read by programs (`openapi`, `partner create --json`).
 //!
 //! Field values can come from clients (a `client_id`, a path, a token's header): in the
 //! text format every control character is written escaped (`\n`, `\u{1b}`), so that no
 //! value can start a forged line or drive a terminal. JSON escapes them by itself.
+
+pub mod otlp;
 
 use std::fmt;
 
@@ -11,27 +13,44 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogArgs, LogFormat};
 
-pub fn init(args: &LogArgs) -> Result<(), String> {
+/// Installs the logger and, when an OTLP endpoint is configured, the trace exporter.
+/// Keep the returned guard until the process ends: dropping it sends the last spans.
+pub fn init(args: &LogArgs) -> Result<otlp::Traces, String> {
     let filter = EnvFilter::try_new(&args.log_filter)
         .map_err(|e| format!("invalid SIMRENEW_LOG filter `{}`: {e}", args.log_filter))?;
     // Colours only on a terminal: a log file or collector gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let installed = match args.log_format {
-        LogFormat::Text => builder.fmt_fields(EscapedFields).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+    // The filter is the log lines' own: `SIMRENEW_LOG=warn` quietens the log, not the
+    // request spans exported as traces.
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match args.log_format {
+        LogFormat::Text => Box::new(lines.fmt_fields(EscapedFields).with_filter(filter)),
+        LogFormat::Json => Box::new(
+            lines
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_filter(filter),
+        ),
     };
-    installed.map_err(|e| format!("cannot install the logger: {e}"))
+    let traces = match &args.otlp_endpoint {
+        Some(endpoint) => otlp::Traces::export_to(endpoint)?,
+        None => otlp::Traces::off(),
+    };
+    let mut layers = vec![lines];
+    layers.extend(traces.layer());
+    tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
+    Ok(traces)
 }
 
 /// `text` with every control character escaped, as Rust writes it in a string literal.
