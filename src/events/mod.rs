@@ -129,6 +129,16 @@ pub struct Recipients {
     endpoints: Vec<endpoints::EndpointRow>,
 }
 
+impl Recipients {
+    /// A partner known (in this transaction) to have no enabled endpoint.
+    pub fn without_endpoints(partner_id: &str) -> Self {
+        Self {
+            partner_id: partner_id.to_owned(),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
 /// Reads `partner_id`'s enabled endpoints.
 pub fn recipients(conn: &mut DbConnection, partner_id: &str) -> Result<Recipients, ApiError> {
     Ok(Recipients {

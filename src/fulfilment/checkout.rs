@@ -74,8 +74,15 @@ pub fn prepare_wallet_order_in(
             now,
         )?;
     }
+    // The price's query said whether the partner has an enabled endpoint: without one,
+    // the order skips reading them (one round trip of the eleven).
+    let recipients = if priced.has_webhook_endpoints {
+        events::recipients(conn, partner_id)?
+    } else {
+        events::Recipients::without_endpoints(partner_id)
+    };
     Ok(UnpaidWalletOrder {
-        recipients: events::recipients(conn, partner_id)?,
+        recipients,
         alert: priced.wallet_alert,
         price: Money::new(priced.amount, request.currency),
         order,

@@ -247,6 +247,8 @@ pub struct Priced {
     pub verify_subscriber: bool,
     /// The partner's low-balance alert amount in the order's currency, if set.
     pub wallet_alert: Option<MinorUnits>,
+    /// Whether the partner has an enabled webhook endpoint (read with the price).
+    pub has_webhook_endpoints: bool,
 }
 
 /// The checks, in this order: the card is the partner's (`404`), not suspended (`409
@@ -292,6 +294,7 @@ pub fn price(
         card,
         verify_subscriber: offer.verify_subscriber,
         wallet_alert: offer.wallet_alert,
+        has_webhook_endpoints: offer.has_webhook_endpoints,
     })
 }
 

@@ -10,9 +10,11 @@ use crate::cards::model::CardRow;
 use crate::catalog::model::PlanRow;
 use crate::db::schema::{
     cards, orders, partners, plan_prices, plans, receipt_sequence, wallet_alert_thresholds,
+    webhook_endpoints,
 };
 use crate::db::DbConnection;
 use crate::domain::{Currency, MinorUnits};
+use crate::events::endpoints::EndpointStatus;
 use crate::pagination::PageRequest;
 
 pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
@@ -308,6 +310,11 @@ pub fn card_and_offer(
             Option::<PlanRow>::as_select(),
             plan_prices::amount.nullable(),
             wallet_alert_thresholds::amount.nullable(),
+            diesel::dsl::exists(
+                webhook_endpoints::table
+                    .filter(webhook_endpoints::partner_id.eq(cards::partner_id))
+                    .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled)),
+            ),
         ))
         .first::<(
             CardRow,
@@ -315,16 +322,20 @@ pub fn card_and_offer(
             Option<PlanRow>,
             Option<MinorUnits>,
             Option<MinorUnits>,
+            bool,
         )>(conn)
         .optional()
         .map(|found| {
             found.map(
-                |(card, verify_subscriber, plan, price, wallet_alert)| CardOffer {
-                    card,
-                    verify_subscriber,
-                    plan,
-                    price,
-                    wallet_alert,
+                |(card, verify_subscriber, plan, price, wallet_alert, has_webhook_endpoints)| {
+                    CardOffer {
+                        card,
+                        verify_subscriber,
+                        plan,
+                        price,
+                        wallet_alert,
+                        has_webhook_endpoints,
+                    }
                 },
             )
         })
@@ -339,4 +350,7 @@ pub struct CardOffer {
     /// The partner's low-balance alert amount in the order's currency (notifications'
     /// setting, read here to save a round trip on the order's path).
     pub wallet_alert: Option<MinorUnits>,
+    /// Whether the partner has an enabled webhook endpoint: without one, the order's
+    /// event has no delivery to fan out and its recipients need no read.
+    pub has_webhook_endpoints: bool,
 }
