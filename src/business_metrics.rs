@@ -98,6 +98,12 @@ fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric definition")
 }
 
+impl std::fmt::Debug for BusinessMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BusinessMetrics")
+    }
+}
+
 impl Default for BusinessMetrics {
     fn default() -> Self {
         Self::new()

@@ -354,12 +354,6 @@ impl r2d2::HandleEvent for PoolEvents {
     }
 }
 
-impl fmt::Debug for BusinessMetrics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BusinessMetrics")
-    }
-}
-
 /// Hands the facts written during a call to the counters if it committed (`Ok`), and
 /// drops them if it rolled back.
 fn settle_facts<T, E>(metrics: &BusinessMetrics, result: &Result<T, E>) {
