@@ -6,7 +6,7 @@
 # diesel through simrenew's own pool type. Prints the ratio (goal >= 1.0).
 #
 # With SCALE_TO=1000000 it then imports cards up to that many through
-# `simrenew cards import` (in files of 100 000 rows), prints the import rate, measures
+# `simrenew cards import` (one streamed file), prints the import rate, measures
 # again over all of them and prints p50/p99 at both sizes (goal: within 20 %).
 # Usage: bench/balance.sh   (CARDS=10000 SCALE_TO= DURATION=10s CONNECTIONS=32 PG=postgres://postgres@127.0.0.1:5432)
 source "$(dirname "$0")/lib.sh"
@@ -23,29 +23,11 @@ export DATABASE_URL="$PG/$DB_NAME"
 PARTNER_JSON="$("$BIN" partner create --name "bench owner" --scopes "cards:read" --json 2>/dev/null)"
 PARTNER_ID="$(echo "$PARTNER_JSON" | json_field partner_id)"
 
-# make_cards FROM TO: writes cards FROM..TO-1 as CSV files of at most 100 000 rows
-# ($WORK/cards-N.csv) and appends their ICCIDs to $WORK/iccids.txt.
+# make_cards FROM TO: writes cards FROM..TO-1 as one CSV file ($WORK/cards-FROM.csv; the
+# import streams it) and appends their ICCIDs to $WORK/iccids.txt.
 make_cards() {
-  python3 - "$1" "$2" "$WORK" <<'PY'
-import sys
-first, last, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-def luhn(body):
-    for d in range(10):
-        s = body + str(d); t = 0
-        for i, c in enumerate(reversed(s)):
-            v = int(c)
-            if i % 2: v = v * 2 - (9 if v * 2 > 9 else 0)
-            t += v
-        if t % 10 == 0: return s
-with open(f"{work}/iccids.txt", "a") as ids:
-    for start in range(first, last, 100_000):
-        with open(f"{work}/cards-{start}.csv", "w") as csv:
-            csv.write("iccid,card_type,msisdn,eid\n")
-            for n in range(start, min(start + 100_000, last)):
-                iccid = luhn(f"8986099{n:012d}")
-                csv.write(f"{iccid},{'fm' if n % 2 else 'esim'},,\n")
-                ids.write(iccid + "\n")
-PY
+  python3 "$ROOT/bench/cards_csv.py" --out "$WORK/cards-$1.csv" --prefix 8986099 \
+    --first "$1" --count "$(( $2 - $1 ))" --mixed --ids "$WORK/iccids.txt"
 }
 
 # import_cards: imports every $WORK/cards-*.csv through the CLI, then gives each new card

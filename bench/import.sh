@@ -17,25 +17,8 @@ PARTNER_ID="$("$BIN" partner create --name "bench importer" --scopes "cards:read
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["partner_id"])')"
 
 # Every 100 000th row is bad (an ICCID with a wrong check digit).
-python3 - "$ROWS" "$WORK/cards.csv" <<'PY'
-import sys
-rows, path = int(sys.argv[1]), sys.argv[2]
-def luhn(body):
-    for d in range(10):
-        s = body + str(d); t = 0
-        for i, c in enumerate(reversed(s)):
-            v = int(c)
-            if i % 2: v = v * 2 - (9 if v * 2 > 9 else 0)
-            t += v
-        if t % 10 == 0: return s
-with open(path, "w") as csv:
-    csv.write("iccid,card_type,msisdn,eid\n")
-    for n in range(rows):
-        iccid = luhn(f"8986077{n:012d}")
-        if n % 100_000 == 99_999:
-            iccid = iccid[:-1] + str((int(iccid[-1]) + 1) % 10)
-        csv.write(f"{iccid},{'fm' if n % 2 else 'esim'},+86138{n % 100000000:08d},\n")
-PY
+python3 "$ROOT/bench/cards_csv.py" --out "$WORK/cards.csv" --prefix 8986077 --count "$ROWS" \
+  --mixed --msisdn --bad-every 100000
 BAD=$(( ROWS / 100000 ))
 echo "file: $ROWS rows, $(du -h "$WORK/cards.csv" | cut -f1), $BAD of them bad"
 

@@ -22,21 +22,7 @@ export DATABASE_URL="$PG/$DB_NAME"
 PARTNER_JSON="$("$BIN" partner create --name "bench buyer" --scopes "orders:write orders:read" --json 2>/dev/null)"
 PARTNER_ID="$(echo "$PARTNER_JSON" | json_field partner_id)"
 # A handful of cards, bought for again and again; funds for far more orders than a run makes.
-python3 - "$WORK" <<'PY'
-import sys
-def valid(body):
-    for d in range(10):
-        s = body + str(d); t = 0
-        for i, c in enumerate(reversed(s)):
-            v = int(c)
-            if i % 2: v = v * 2 - (9 if v * 2 > 9 else 0)
-            t += v
-        if t % 10 == 0: return s
-with open(f"{sys.argv[1]}/cards.csv", "w") as f, open(f"{sys.argv[1]}/iccids.txt", "w") as ids:
-    f.write("iccid,card_type,msisdn,eid\n")
-    for n in range(64):
-        iccid = valid(f"8986088{n:012d}"); f.write(f"{iccid},fm,,\n"); ids.write(iccid + "\n")
-PY
+python3 "$ROOT/bench/cards_csv.py" --out "$WORK/cards.csv" --prefix 8986088 --count 64 --ids "$WORK/iccids.txt"
 "$BIN" cards import "$WORK/cards.csv" --partner "$PARTNER_ID" >/dev/null 2>&1
 "$BIN" wallet credit --partner "$PARTNER_ID" --currency CNY --amount 900000000000 >/dev/null 2>&1
 PLAN_ID="$(psql "$DATABASE_URL" -Atc "SELECT id FROM plans WHERE code = 'CN-FM-M-10G'")"
