@@ -124,3 +124,18 @@ async fn metrics(
         .content_type(TextEncoder::new().format_type())
         .body(buffer))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_age_is_never_negative_and_none_is_zero() {
+        let now = chrono::DateTime::from_timestamp(1_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        assert_eq!(seconds_since(None, now), 0.0);
+        assert_eq!(seconds_since(Some(now - TimeDelta::seconds(90)), now), 90.0);
+        assert_eq!(seconds_since(Some(now + TimeDelta::seconds(5)), now), 0.0);
+    }
+}

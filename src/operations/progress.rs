@@ -114,3 +114,32 @@ impl Progress {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_line_tells_the_share_done_the_rate_and_the_time_left() {
+        let mut progress = Progress::with_terminal("cards import", 1_000, false);
+        // Started 10 s ago, 250 of 1,000 bytes read: 30 s left at that pace.
+        progress.started = Instant::now() - Duration::from_secs(10);
+        let line = progress.plain_line(250, 5_000, 500.0);
+        assert_eq!(
+            line,
+            "cards import: 25% (5000 rows, 500 rows/s, 10 s elapsed, about 30 s left)"
+        );
+        assert!(progress.plain_line(1_000, 20_000, 2_000.0).contains("100%"));
+        assert!(progress
+            .plain_line(1_000, 20_000, 2_000.0)
+            .ends_with("about 0 s left)"));
+    }
+
+    #[test]
+    fn an_empty_file_is_done_at_once() {
+        let progress = Progress::with_terminal("cards import", 0, false);
+        assert!(progress
+            .plain_line(0, 0, 0.0)
+            .starts_with("cards import: 100% (0 rows"));
+    }
+}
