@@ -201,29 +201,33 @@ fn spawn_housekeeping(state: AppState) {
             tick.tick().await;
             let (db, payments, clock) = (&state.db, &state.payments, &state.clock);
             let metrics = db.metrics();
-            let result = settlement::expire_unpaid(db, payments, clock, payments.order_ttl).await;
-            metrics.sweep("expire_unpaid", &result);
-            match result {
+            match metrics.sweep(
+                "expire_unpaid",
+                settlement::expire_unpaid(db, payments, clock, payments.order_ttl).await,
+            ) {
                 Ok(0) => {}
                 Ok(expired) => tracing::info!(expired, "unpaid orders expired"),
                 Err(e) => tracing::warn!(error = %e, "order expiry failed; will retry"),
             }
-            let result = refunds::refunds_due(db, payments, clock).await;
-            metrics.sweep("refunds_due", &result);
-            match result {
+            match metrics.sweep(
+                "refunds_due",
+                refunds::refunds_due(db, payments, clock).await,
+            ) {
                 Ok(0) => {}
                 Ok(made) => tracing::info!(made, "due refunds made"),
                 Err(e) => tracing::warn!(error = %e, "refund sweep failed; will retry"),
             }
-            let result = cancellation::close_unclosed(db, payments, clock).await;
-            metrics.sweep("close_provider_payments", &result);
-            if let Err(e) = result {
+            if let Err(e) = metrics.sweep(
+                "close_provider_payments",
+                cancellation::close_unclosed(db, payments, clock).await,
+            ) {
                 tracing::warn!(error = %e, "closing provider payments failed; will retry");
             }
             let smdp_address = &state.settings.smdp_address;
-            let result = crate::fulfilment::renewals::renew_due(db, clock, smdp_address).await;
-            metrics.sweep("renewals", &result);
-            match result {
+            match metrics.sweep(
+                "renewals",
+                crate::fulfilment::renewals::renew_due(db, clock, smdp_address).await,
+            ) {
                 Ok(tally) if tally == Default::default() => {}
                 Ok(tally) => {
                     for (result, count) in [
@@ -243,33 +247,37 @@ fn spawn_housekeeping(state: AppState) {
                 }
                 Err(e) => tracing::warn!(error = %e, "subscription renewals failed; will retry"),
             }
-            let result = crate::fulfilment::scheduled::start_due(db, clock, smdp_address).await;
-            metrics.sweep("scheduled_orders", &result);
-            match result {
+            match metrics.sweep(
+                "scheduled_orders",
+                crate::fulfilment::scheduled::start_due(db, clock, smdp_address).await,
+            ) {
                 Ok(0) => {}
                 Ok(started) => tracing::info!(started, "scheduled orders started"),
                 Err(e) => {
                     tracing::warn!(error = %e, "starting scheduled orders failed; will retry")
                 }
             }
-            let result = crate::notifications::expiry::sweep(db, clock).await;
-            metrics.sweep("expiry_notices", &result);
-            match result {
+            match metrics.sweep(
+                "expiry_notices",
+                crate::notifications::expiry::sweep(db, clock).await,
+            ) {
                 Ok(0) => {}
                 Ok(told) => tracing::info!(told, "expiry notices told"),
                 Err(e) => tracing::warn!(error = %e, "expiry notice sweep failed; will retry"),
             }
             if round % 10 == 0 {
-                let result = crate::events::purge_expired(&state.db, &state.clock).await;
-                metrics.sweep("event_purge", &result);
-                match result {
+                match metrics.sweep(
+                    "event_purge",
+                    crate::events::purge_expired(&state.db, &state.clock).await,
+                ) {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "events past retention removed"),
                     Err(e) => tracing::warn!(error = %e, "event purge failed; will retry"),
                 }
-                let result = crate::idempotency::purge_expired(&state.db, &state.clock).await;
-                metrics.sweep("idempotency_purge", &result);
-                match result {
+                match metrics.sweep(
+                    "idempotency_purge",
+                    crate::idempotency::purge_expired(&state.db, &state.clock).await,
+                ) {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "expired idempotency keys removed"),
                     Err(e) => {

@@ -289,10 +289,14 @@ impl BusinessMetrics {
         facts.into_iter().for_each(|fact| self.count(fact));
     }
 
-    /// A sweep step's result: `ok` or `error`.
-    pub fn sweep<T, E>(&self, sweep: &'static str, result: &Result<T, E>) {
-        let result = if result.is_ok() { "ok" } else { "error" };
-        self.count(Fact::Sweep { sweep, result });
+    /// Counts a sweep step's result (`ok` or `error`) and hands it back.
+    pub fn sweep<T, E>(&self, sweep: &'static str, result: Result<T, E>) -> Result<T, E> {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.count(Fact::Sweep {
+            sweep,
+            result: outcome,
+        });
+        result
     }
 
     /// For the pool's event handler.

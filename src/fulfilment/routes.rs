@@ -433,24 +433,21 @@ impl Settling {
 
     /// A webhook refused before it was applied, counted by why.
     fn refuse(&self, e: WebhookError) -> ApiError {
-        let outcome = match e {
-            WebhookError::BadSignature(_) => "invalid_signature",
-            WebhookError::Malformed(_) => "unreadable",
+        let (outcome, error) = match e {
+            WebhookError::BadSignature(why) => (
+                "invalid_signature",
+                ApiError::new(
+                    ErrorCode::InvalidSignature,
+                    format!("webhook refused: {why}"),
+                ),
+            ),
+            WebhookError::Malformed(why) => (
+                "unreadable",
+                ApiError::bad_request(format!("webhook event unreadable: {why}")),
+            ),
         };
         self.db.metrics().count(Fact::PaymentWebhook { outcome });
-        signature_error(e)
-    }
-}
-
-fn signature_error(e: WebhookError) -> ApiError {
-    match e {
-        WebhookError::BadSignature(why) => ApiError::new(
-            ErrorCode::InvalidSignature,
-            format!("webhook refused: {why}"),
-        ),
-        WebhookError::Malformed(why) => {
-            ApiError::bad_request(format!("webhook event unreadable: {why}"))
-        }
+        error
     }
 }
 

@@ -54,20 +54,23 @@ fn seconds_since(since: Option<NaiveDateTime>, now: NaiveDateTime) -> f64 {
         .map_or(0.0, |age| age.as_secs_f64())
 }
 
-async fn take_readings(db: &Db, clock: &Clock, order_ttl: Duration) -> bool {
+/// Sets the scrape-time gauges, or keeps the last ones with `simrenew_readings_ok 0`.
+async fn take_readings(db: &Db, clock: &Clock, order_ttl: Duration) {
     let now = clock.now_db();
+    let business = db.metrics();
     let readings = match tokio::time::timeout(READINGS_TIMEOUT, read(db, now)).await {
         Ok(Ok(readings)) => readings,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "metrics readings failed; the last ones are served");
-            return false;
+            business.readings_ok.set(0);
+            return;
         }
         Err(_) => {
             tracing::warn!("metrics readings timed out; the last ones are served");
-            return false;
+            business.readings_ok.set(0);
+            return;
         }
     };
-    let business = db.metrics();
     for (currency, total) in readings.wallet_totals {
         business
             .wallet_balances
@@ -96,7 +99,7 @@ async fn take_readings(db: &Db, clock: &Clock, order_ttl: Duration) -> bool {
         .pool_connections
         .with_label_values(&["in_use"])
         .set(i64::from(open.saturating_sub(idle)));
-    true
+    business.readings_ok.set(1);
 }
 
 /// Prometheus metrics in the text exposition format.
@@ -114,8 +117,7 @@ async fn metrics(
     clock: web::Data<Clock>,
     payments: web::Data<Payments>,
 ) -> Result<HttpResponse, ApiError> {
-    let fresh = take_readings(&db, &clock, payments.order_ttl).await;
-    db.metrics().readings_ok.set(i64::from(fresh));
+    take_readings(&db, &clock, payments.order_ttl).await;
     let mut buffer = Vec::new();
     TextEncoder::new()
         .encode(&registry.gather(), &mut buffer)
