@@ -92,6 +92,11 @@ start_server() {
   cat "$WORK/server.log"; echo "server did not start" >&2; exit 1
 }
 
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  SERVER_PID=""
+}
+
 # token SCOPES: creates a partner with SCOPES and prints an access token for it.
 token() {
   local created client_id client_secret

@@ -138,6 +138,7 @@ pub fn build_app(
         .app_data(web::Data::from(state.settings.clone()))
         .app_data(web::Data::from(state.auth.clone()))
         .app_data(web::Data::from(state.catalog.clone()))
+        .app_data(web::Data::from(state.cards.clone()))
         .app_data(web::Data::from(state.payments.clone()))
         .app_data(web::Data::from(state.webhooks.clone()))
         .app_data(web::Data::from(state.verification.clone()))
@@ -352,6 +353,7 @@ pub fn start(
         .register(&metrics.registry)
         .map_err(std::io::Error::other)?;
     crate::catalog::version::spawn_watcher(state.db.clone(), state.catalog.version.clone());
+    crate::cards::cache::spawn_watcher(state.db.clone(), state.cards.clone());
     spawn_housekeeping(state.clone());
     spawn_deliveries(state.clone());
     spawn_provider_checks(state.clone());

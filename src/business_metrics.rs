@@ -85,6 +85,7 @@ pub struct BusinessMetrics {
     delivery_lag: Histogram,
     pool_wait: Histogram,
     pool_timeouts: IntCounter,
+    card_reads: IntCounterVec,
     /// Read from the database when `/metrics` is scraped.
     pub wallet_balances: IntGaugeVec,
     pub settlement_lag: Gauge,
@@ -179,6 +180,11 @@ impl BusinessMetrics {
                 "Database calls that found no pooled connection within the acquire timeout.",
             )
             .expect("a valid metric definition"),
+            card_reads: counter(
+                "simrenew_card_reads_total",
+                "Card and balance reads by where the card came from (memory, database).",
+                &["source"],
+            ),
             wallet_balances: IntGaugeVec::new(
                 Opts::new(
                     "simrenew_wallet_balance_minor_units",
@@ -233,6 +239,7 @@ impl BusinessMetrics {
             Box::new(self.delivery_lag.clone()),
             Box::new(self.pool_wait.clone()),
             Box::new(self.pool_timeouts.clone()),
+            Box::new(self.card_reads.clone()),
             Box::new(self.wallet_balances.clone()),
             Box::new(self.settlement_lag.clone()),
             Box::new(self.delivery_backlog.clone()),
@@ -306,5 +313,11 @@ impl BusinessMetrics {
 
     pub fn pool_timed_out(&self) {
         self.pool_timeouts.inc();
+    }
+
+    /// A card read for a partner, from memory or from the database.
+    pub fn card_read(&self, from_memory: bool) {
+        let source = if from_memory { "memory" } else { "database" };
+        self.card_reads.with_label_values(&[source]).inc();
     }
 }

@@ -35,10 +35,18 @@ pub struct DatabaseArgs {
     #[arg(long, env = "SIMRENEW_DB_TIMEOUT_MS", default_value_t = 3000,
           value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
     pub db_timeout_ms: u64,
+
+    /// Cards kept in memory for balance and card reads (PostgreSQL only; 0: none). A
+    /// change made through another instance reaches the answers within 1 s.
+    #[arg(long, env = "SIMRENEW_CARD_CACHE_SIZE", default_value_t = DEFAULT_CARD_CACHE_SIZE,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000), global = true)]
+    pub card_cache_size: u64,
 }
 
 /// Pooled connections per process unless configured.
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
+/// Cards kept in memory unless configured: about 1 KiB each.
+pub const DEFAULT_CARD_CACHE_SIZE: u64 = 20_000;
 
 impl DatabaseArgs {
     pub fn pool_options(&self) -> PoolOptions {
@@ -909,6 +917,8 @@ pub struct ServeArgs {
 pub struct Settings {
     pub database_url: DatabaseUrl,
     pub pool: PoolOptions,
+    /// Cards kept in memory (see `cards::cache`).
+    pub card_cache_size: u64,
     pub auth: AuthSettings,
     /// The SM-DP+ address put in eSIM activation codes.
     pub smdp_address: String,
@@ -933,6 +943,7 @@ impl Settings {
         Ok(Self {
             database_url: database.database_url.clone(),
             pool: database.pool_options(),
+            card_cache_size: database.card_cache_size,
             auth: auth.settings()?,
             smdp_address: activation.smdp_address.clone(),
             sweep_interval: Duration::from_secs(activation.sweep_interval_s),
@@ -951,6 +962,7 @@ impl Settings {
                 max_connections: 10,
                 acquire_timeout: Duration::from_secs(3),
             },
+            card_cache_size: DEFAULT_CARD_CACHE_SIZE,
             auth: AuthSettings::default(),
             smdp_address: "smdp.simrenew.test".into(),
             sweep_interval: Duration::from_secs(60),

@@ -10,6 +10,7 @@ use crate::auth::keys::KeyRing;
 use crate::auth::rate_limit::TokenRateLimits;
 use crate::auth::tokens::{TokenPolicy, TokenService};
 use crate::auth::{secrets, Authenticator};
+use crate::cards::cache::CardCache;
 use crate::catalog::CatalogCache;
 use crate::clock::Clock;
 use crate::config::{PaymentSettings, ProviderKind, Settings};
@@ -27,6 +28,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub auth: Arc<Authenticator>,
     pub catalog: Arc<CatalogCache>,
+    pub cards: Arc<CardCache>,
     pub payments: Arc<Payments>,
     pub webhooks: Arc<Webhooks>,
     pub verification: Arc<Verification>,
@@ -63,12 +65,14 @@ impl AppState {
             sms: Sms::new(settings.sms.clone())?,
             key: VerificationKey::new(settings.sms.verification_key.clone()),
         };
+        let cards = Arc::new(CardCache::new(db.backend(), settings.card_cache_size));
         Ok(Self {
             db,
             clock,
             settings: Arc::new(settings),
             auth: Arc::new(authenticator),
             catalog: Arc::new(CatalogCache::default()),
+            cards,
             payments: Arc::new(payments),
             webhooks: Arc::new(webhooks),
             verification: Arc::new(verification),

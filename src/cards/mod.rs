@@ -1,5 +1,6 @@
 //! Cards, their service terms, and what is left on them.
 
+pub mod cache;
 pub mod import;
 pub mod model;
 pub mod routes;
@@ -7,6 +8,7 @@ pub mod store;
 pub mod terms;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 
@@ -17,6 +19,7 @@ use crate::domain::{time, CardType, Eid, Iccid, Msisdn};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::pagination::PageRequest;
 use crate::partners::store as partner_store;
+use cache::CardCache;
 use model::{
     Balance, Card, CardFilter, CardQuery, CardRow, CurrentTermBalance, DataBalance, NewCard,
     SmsBalance, TermGrant, TermSummary, VoiceBalance,
@@ -147,30 +150,49 @@ pub fn load_card(conn: &mut DbConnection, iccid: &str) -> Result<LoadedCard, Api
     })
 }
 
+/// A partner's card as [`load_partner_card`] reads it, from `cache` when it holds a
+/// current copy (and kept there when read).
+async fn load_partner_card_cached(
+    db: &Db,
+    cache: &CardCache,
+    partner_id: String,
+    iccid: String,
+) -> Result<Arc<LoadedCard>, ApiError> {
+    let held = cache.get(db.changes(), &partner_id, &iccid);
+    db.metrics().card_read(held.is_some());
+    if let Some(card) = held {
+        return Ok(card);
+    }
+    // Taken before the read: a change committing during it retires the copy.
+    let counter = db.changes().of(&iccid);
+    let loaded = db
+        .run(move |conn| load_partner_card(conn, &partner_id, &iccid))
+        .await
+        .map(Arc::new)?;
+    cache.keep(counter, loaded.clone());
+    Ok(loaded)
+}
+
 pub async fn get_card(
     db: &Db,
+    cache: &CardCache,
     partner_id: String,
     iccid: String,
     now: NaiveDateTime,
 ) -> Result<Card, ApiError> {
-    db.run(move |conn| {
-        let loaded = load_partner_card(conn, &partner_id, &iccid)?;
-        card_view(&loaded.card, &loaded.terms, &loaded.plan_codes, now)
-    })
-    .await
+    let loaded = load_partner_card_cached(db, cache, partner_id, iccid).await?;
+    card_view(&loaded.card, &loaded.terms, &loaded.plan_codes, now)
 }
 
 pub async fn get_balance(
     db: &Db,
+    cache: &CardCache,
     partner_id: String,
     iccid: String,
     now: NaiveDateTime,
 ) -> Result<Balance, ApiError> {
-    db.run(move |conn| {
-        let loaded = load_partner_card(conn, &partner_id, &iccid)?;
-        balance_view(&loaded.card, &loaded.terms, &loaded.plan_codes, now)
-    })
-    .await
+    let loaded = load_partner_card_cached(db, cache, partner_id, iccid).await?;
+    balance_view(&loaded.card, &loaded.terms, &loaded.plan_codes, now)
 }
 
 impl CardQuery {

@@ -5,6 +5,7 @@ use actix_web::{get, post, web, HttpResponse};
 use chrono::NaiveDateTime;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::cache::CardCache;
 use super::model::{
     AdminCard, Balance, Card, CardImport, CardImportResult, CardList, CardMove, CardQuery,
     TermGrant,
@@ -77,12 +78,14 @@ async fn list_cards(
 async fn get_card(
     auth: Authorized<require::CardsRead>,
     db: web::Data<Db>,
+    cache: web::Data<CardCache>,
     clock: web::Data<Clock>,
     iccid: web::Path<Iccid>,
 ) -> Result<web::Json<Card>, ApiError> {
     Ok(web::Json(
         super::get_card(
             &db,
+            &cache,
             auth.principal.partner_id,
             iccid.into_inner().to_string(),
             clock.now_db(),
@@ -109,12 +112,14 @@ async fn get_card(
 async fn get_balance(
     auth: Authorized<require::CardsRead>,
     db: web::Data<Db>,
+    cache: web::Data<CardCache>,
     clock: web::Data<Clock>,
     iccid: web::Path<Iccid>,
 ) -> Result<web::Json<Balance>, ApiError> {
     Ok(web::Json(
         super::get_balance(
             &db,
+            &cache,
             auth.principal.partner_id,
             iccid.into_inner().to_string(),
             clock.now_db(),

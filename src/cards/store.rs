@@ -12,6 +12,7 @@ use mini_moka::sync::Cache;
 use super::model::{CardFilter, CardRow};
 use super::terms::{CardStatus, TermRow};
 use super::LoadedCard;
+use crate::db::changes::written;
 use crate::db::schema::{cards, plans, terms};
 use crate::db::DbConnection;
 use crate::domain::ProfileState;
@@ -179,6 +180,7 @@ pub fn plan_codes(
 }
 
 pub fn insert_term(conn: &mut DbConnection, term: &TermRow) -> QueryResult<()> {
+    written(&term.iccid);
     diesel::insert_into(terms::table)
         .values(term)
         .execute(conn)
@@ -252,6 +254,7 @@ pub fn set_suspended(
     suspended: bool,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
+    written(iccid);
     diesel::update(cards::table.find(iccid))
         .set((cards::suspended.eq(suspended), cards::updated_at.eq(now)))
         .execute(conn)
@@ -264,6 +267,7 @@ pub fn set_owner(
     partner_id: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
+    written(iccid);
     diesel::update(cards::table.find(iccid))
         .set((cards::partner_id.eq(partner_id), cards::updated_at.eq(now)))
         .execute(conn)
@@ -273,6 +277,7 @@ pub fn set_owner(
 /// Takes the card's row lock for the rest of the transaction: renewals of one card take
 /// turns, each seeing the terms the previous one made.
 pub fn lock_card(conn: &mut DbConnection, iccid: &str, now: NaiveDateTime) -> QueryResult<()> {
+    written(iccid);
     diesel::update(cards::table.find(iccid))
         .set(cards::updated_at.eq(now))
         .execute(conn)
@@ -287,6 +292,7 @@ pub fn record_profile_state(
     state: ProfileState,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
+    written(iccid);
     diesel::update(
         cards::table.find(iccid).filter(
             cards::profile_state_at
@@ -304,19 +310,22 @@ pub fn record_profile_state(
 
 /// Records the EID an eSIM's profile was installed on.
 pub fn record_eid(conn: &mut DbConnection, iccid: &str, eid: &str) -> QueryResult<()> {
+    written(iccid);
     diesel::update(cards::table.find(iccid))
         .set(cards::eid.eq(eid))
         .execute(conn)
         .map(drop)
 }
 
-/// Moves a term to `[valid_from, valid_until)`.
+/// Moves a term of the card `iccid` to `[valid_from, valid_until)`.
 pub fn move_term(
     conn: &mut DbConnection,
+    iccid: &str,
     term_id: &str,
     valid_from: NaiveDateTime,
     valid_until: NaiveDateTime,
 ) -> QueryResult<()> {
+    written(iccid);
     diesel::update(terms::table.find(term_id))
         .set((
             terms::valid_from.eq(valid_from),
@@ -326,12 +335,14 @@ pub fn move_term(
         .map(drop)
 }
 
-/// Ends a term at `valid_until`.
+/// Ends a term of the card `iccid` at `valid_until`.
 pub fn end_term(
     conn: &mut DbConnection,
+    iccid: &str,
     term_id: &str,
     valid_until: NaiveDateTime,
 ) -> QueryResult<()> {
+    written(iccid);
     diesel::update(terms::table.find(term_id))
         .set(terms::valid_until.eq(valid_until))
         .execute(conn)

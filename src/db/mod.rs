@@ -2,6 +2,8 @@
 //! PostgreSQL (production). The backend is chosen from the URL scheme, never by
 //! trying each driver in turn, so a PostgreSQL outage reports itself as such.
 
+pub mod changes;
+pub mod listener;
 mod migrations;
 pub mod schema;
 mod stored;
@@ -16,6 +18,7 @@ use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 
 use crate::business_metrics::{self as business, BusinessMetrics};
+use changes::ChangeCounters;
 
 pub use migrations::{run_pending_migrations, MigrationError};
 pub(crate) use stored::{stored_enum, text_mapping};
@@ -338,6 +341,8 @@ pub struct Db {
     sqlite_writer: Arc<Mutex<()>>,
     /// Counts what committed calls wrote (see `business_metrics`) and pool waits.
     metrics: Arc<BusinessMetrics>,
+    /// Which keys changed, for the caches of rows (see `changes`).
+    changes: Arc<ChangeCounters>,
 }
 
 /// Pool waits and timeouts, into the business metrics.
@@ -354,12 +359,22 @@ impl r2d2::HandleEvent for PoolEvents {
     }
 }
 
-/// Hands the facts written during a call to the counters if it committed (`Ok`), and
-/// drops them if it rolled back.
-fn settle_facts<T, E>(metrics: &BusinessMetrics, result: &Result<T, E>) {
+/// Forgets what an earlier call on this thread left unsettled (it panicked).
+fn start_call() {
+    business::take_uncommitted();
+    changes::take_written();
+}
+
+/// When a call ends: hands the facts it wrote to the counters if it committed (`Ok`),
+/// dropping them if it rolled back; moves the counters of the keys it wrote either way
+/// (a copy read again for nothing costs a read, a stale one would be wrong).
+fn settle_call<T, E>(metrics: &BusinessMetrics, changes: &ChangeCounters, result: &Result<T, E>) {
     let facts = business::take_uncommitted();
     if result.is_ok() {
         metrics.count_all(facts);
+    }
+    for key in changes::take_written() {
+        changes.changed(&key);
     }
 }
 
@@ -401,11 +416,16 @@ impl Db {
             url: url.clone(),
             sqlite_writer: Arc::new(Mutex::new(())),
             metrics,
+            changes: Arc::new(ChangeCounters::default()),
         }
     }
 
     pub fn metrics(&self) -> &BusinessMetrics {
         &self.metrics
+    }
+
+    pub fn changes(&self) -> &ChangeCounters {
+        &self.changes
     }
 
     /// Pooled connections: (all open, idle).
@@ -434,11 +454,12 @@ impl Db {
     {
         let pool = self.pool.clone();
         let metrics = self.metrics.clone();
+        let changes = self.changes.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
-            business::take_uncommitted();
+            start_call();
             let result = work(&mut conn);
-            settle_facts(&metrics, &result);
+            settle_call(&metrics, &changes, &result);
             result
         })
         .await
@@ -470,9 +491,9 @@ impl Db {
         E: From<DbError>,
     {
         let mut conn = self.pool.get().map_err(DbError::from)?;
-        business::take_uncommitted();
+        start_call();
         let result = work(&mut conn);
-        settle_facts(&self.metrics, &result);
+        settle_call(&self.metrics, &self.changes, &result);
         result
     }
 

@@ -85,10 +85,10 @@ pub fn confirm_in(
     let existing_terms = card_store::terms_of(conn, std::slice::from_ref(&card.iccid))?;
     let renewal = renewal::plan(card.card_type, &existing_terms, plan.validity_days, now);
     if let Some((term_id, ends)) = &renewal.truncate {
-        card_store::end_term(conn, term_id, *ends)?;
+        card_store::end_term(conn, &card.iccid, term_id, *ends)?;
     }
     for (term_id, from, until) in &renewal.requeue {
-        card_store::move_term(conn, term_id, *from, *until)?;
+        card_store::move_term(conn, &card.iccid, term_id, *from, *until)?;
     }
     let term = cards::term_from_plan(
         &card.iccid,

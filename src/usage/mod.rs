@@ -119,7 +119,7 @@ fn apply(
             received_at,
         },
     )?;
-    if !store::add_to_counter(conn, &term_id, record.kind, amount)? {
+    if !store::add_to_counter(conn, &record.iccid, &term_id, record.kind, amount)? {
         return Ok(Applied::Rejected(
             "the term's usage counter cannot hold this much more".into(),
         ));

@@ -67,15 +67,17 @@ pub fn insert(conn: &mut DbConnection, usage: &NewUsage) -> QueryResult<()> {
         .map(drop)
 }
 
-/// Adds `amount` to the term's counter of `kind`, unless the sum would not fit in the
-/// counter: `false` then, and nothing changed.
+/// Adds `amount` to the counter of `kind` of a term of the card `iccid`, unless the sum
+/// would not fit in the counter: `false` then, and nothing changed.
 pub fn add_to_counter(
     conn: &mut DbConnection,
+    iccid: &str,
     term_id: &str,
     kind: UsageKind,
     amount: i64,
 ) -> QueryResult<bool> {
     let room = i64::MAX - amount;
+    crate::db::changes::written(iccid);
     let term = terms::table.find(term_id);
     let updated = match kind {
         UsageKind::Data => diesel::update(term.filter(terms::data_used_bytes.le(room)))

@@ -1,10 +1,12 @@
 //! Cards, terms, balance and usage, through HTTP.
 
+use std::time::{Duration, Instant};
+
 use chrono::{TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, iccid, plan_id, problem_fields, TestApp};
+use crate::helpers::{assert_problem, iccid, metric_sample, plan_id, problem_fields, TestApp};
 
 on_both_backends!(
     a_bad_batch_is_rejected_whole_with_every_row_named,
@@ -12,6 +14,7 @@ on_both_backends!(
     balance_shows_current_and_queued_terms_and_usage,
     the_same_usage_batch_posted_concurrently_counts_once,
     the_same_usage_batch_on_two_instances_counts_once,
+    a_change_through_a_sibling_reaches_the_balance_within_the_staleness_bound,
     usage_that_cannot_be_placed_is_rejected_and_writes_nothing,
     list_filters_by_status_type_and_expiry,
     operators_suspend_resume_and_move_cards,
@@ -798,4 +801,151 @@ async fn timestamps_outside_the_accepted_range_are_refused(app: TestApp) {
     )
     .await;
     assert_eq!(problem_fields(&problem), ["created_after"]);
+}
+
+/// Reads `path` on `app` until `arrived` holds of the answer (at most three times the
+/// card cache's staleness bound); how long that took.
+async fn until_seen(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    arrived: impl Fn(&Value) -> bool,
+) -> Duration {
+    let bound = simrenew::cards::cache::STALENESS_BOUND;
+    let started = Instant::now();
+    loop {
+        let answer: Value = app.get_with(path, token).await.json().await.unwrap();
+        if arrived(&answer) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < bound * 3, "never arrived: {answer}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One data record of `bytes` for `card`, named `id`.
+fn one_record(id: &str, card: &str, bytes: i64) -> Value {
+    json!({"records": [{"id": id, "iccid": card, "kind": "data", "quantity": bytes, "occurred_at": Utc::now()}]})
+}
+
+/// Card reads `app` answered from memory so far.
+async fn reads_from_memory(app: &TestApp) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    metric_sample(&text, r#"simrenew_card_reads_total{source="memory"}"#).unwrap_or(0.0)
+}
+
+/// On PostgreSQL each instance keeps recent cards in memory: a change made through the
+/// instance is in its very next answer, and one made through a sibling (usage, a
+/// suspension) reaches its answers within `cards::cache::STALENESS_BOUND`. SQLite keeps
+/// nothing, and answers the same.
+async fn a_change_through_a_sibling_reaches_the_balance_within_the_staleness_bound(app: TestApp) {
+    use simrenew::cards::cache::STALENESS_BOUND;
+    use simrenew::db::Backend;
+    let w = world(&app).await;
+    let card = iccid(8, 1);
+    app.import_cards(
+        &w.admin,
+        &w.partner_id,
+        json!([{"iccid": card, "card_type": "fm"}]),
+    )
+    .await;
+    grant(&app, &w, &card, &w.fm_month, None).await;
+    let sibling = app.spawn_sibling(app.settings()).await;
+    let network = app.network_token().await;
+    let balance_path = format!("/v1/cards/{card}/balance");
+
+    // Read once from the database, then (PostgreSQL, once the watcher listens) from memory.
+    let memory_before = reads_from_memory(&app).await;
+    let deadline = Instant::now() + STALENESS_BOUND * 5;
+    loop {
+        assert_eq!(used_bytes(&app, &w.partner, &card).await, 0);
+        let from_memory = reads_from_memory(&app).await > memory_before;
+        if app.store.backend() == Backend::Sqlite || from_memory {
+            assert_eq!(from_memory, app.store.backend() == Backend::Postgres);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never answered from memory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Usage recorded through this instance: in its next answer, at once.
+    let posted = app
+        .post_json(
+            "/v1/network/usage",
+            &network,
+            &one_record("here-1", &card, 1_000),
+        )
+        .await;
+    assert_eq!(posted.status(), StatusCode::OK);
+    assert_eq!(used_bytes(&app, &w.partner, &card).await, 1_000);
+    // The card of another partner is not found in memory either.
+    let (_, stranger) = app.partner_with_token("Stranger").await;
+    assert_problem(
+        app.get_with(&balance_path, &stranger).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // Usage through the sibling, then a suspension through it: each reaches this
+    // instance's balance within the bound.
+    let usage = sibling
+        .post_json(
+            "/v1/network/usage",
+            &network,
+            &one_record("there-1", &card, 2_000),
+        )
+        .await;
+    assert_eq!(usage.status(), StatusCode::OK);
+    let took = until_seen(&app, &balance_path, &w.partner, |b| {
+        b["current"]["data"]["used_bytes"] == 3_000
+    })
+    .await;
+    // The margin is for this loaded machine's request times.
+    assert!(
+        took < STALENESS_BOUND + Duration::from_millis(500),
+        "usage took {took:?}"
+    );
+    let suspension = sibling
+        .post_json(
+            &format!("/v1/admin/cards/{card}/suspend"),
+            &w.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(suspension.status(), StatusCode::OK);
+    let took = until_seen(&app, &balance_path, &w.partner, |b| {
+        b["status"] == "suspended"
+    })
+    .await;
+    assert!(
+        took < STALENESS_BOUND + Duration::from_millis(500),
+        "suspension took {took:?}"
+    );
+
+    // Read twice more: the same answer, the second from memory again (PostgreSQL).
+    let memory_before = reads_from_memory(&app).await;
+    let first: Value = app
+        .get_with(&balance_path, &w.partner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = app
+        .get_with(&balance_path, &w.partner)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["status"], "suspended");
+    assert_eq!(first["current"], second["current"]);
+    let memory_after = reads_from_memory(&app).await;
+    if app.store.backend() == Backend::Postgres {
+        assert!(
+            memory_after > memory_before,
+            "a current copy is served again"
+        );
+    } else {
+        assert_eq!(memory_after, 0.0, "SQLite keeps nothing");
+    }
 }

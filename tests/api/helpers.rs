@@ -708,6 +708,13 @@ pub fn iccid(prefix: u32, n: u64) -> String {
         .expect("one digit makes it valid")
 }
 
+/// The value of the one sample of `/metrics` named exactly `series` (labels included).
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a number"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database_name;

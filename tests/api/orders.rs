@@ -6,8 +6,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, cli, cli_create_partner, fetch_token, iccid, plan_id, problem_fields, Backend,
-    Process, TestApp, TestDatabase,
+    assert_problem, cli, cli_create_partner, fetch_token, iccid, metric_sample, plan_id,
+    problem_fields, Backend, Process, TestApp, TestDatabase,
 };
 
 on_both_backends!(
@@ -316,13 +316,6 @@ async fn each_refusal_has_its_code_and_changes_nothing(app: TestApp) {
     assert_eq!((before.0 - after_one.0, after_one.3 - before.3), (PRICE, 2));
 }
 
-/// The value of the one sample of `/metrics` named exactly `series` (labels included).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|value| value.parse().expect("a number"))
-}
-
 /// Money, orders and replays are counted when their transaction commits: a paid order
 /// counts once with its money, a refused one (no funds) and its replay count nothing but
 /// the replay, and the wallet reading matches the balance.
@@ -336,7 +329,7 @@ async fn business_metrics_count_only_what_committed(app: TestApp) {
     assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
 
     let text = app.get("/metrics").await.text().await.unwrap();
-    let value = |series: &str| sample(&text, series);
+    let value = |series: &str| metric_sample(&text, series);
     assert_eq!(
         value(r#"simrenew_orders_total{payment_method="wallet",status="paid"}"#),
         Some(1.0),

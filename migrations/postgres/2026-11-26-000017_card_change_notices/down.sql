@@ -1,0 +1,3 @@
+DROP TRIGGER terms_changed ON terms;
+DROP TRIGGER cards_changed ON cards;
+DROP FUNCTION simrenew_card_changed();
