@@ -86,6 +86,7 @@ pub struct BusinessMetrics {
     pool_wait: Histogram,
     pool_timeouts: IntCounter,
     card_reads: IntCounterVec,
+    wallet_order_paths: IntCounterVec,
     /// Read from the database when `/metrics` is scraped.
     pub wallet_balances: IntGaugeVec,
     pub settlement_lag: Gauge,
@@ -185,6 +186,12 @@ impl BusinessMetrics {
                 "Card and balance reads by where the card came from (memory, database).",
                 &["source"],
             ),
+            wallet_order_paths: counter(
+                "simrenew_wallet_order_paths_total",
+                "Wallet orders by how they were written: one_statement (PostgreSQL's usual \
+                 case), or general (SQLite, and what one statement declines).",
+                &["path"],
+            ),
             wallet_balances: IntGaugeVec::new(
                 Opts::new(
                     "simrenew_wallet_balance_minor_units",
@@ -240,6 +247,7 @@ impl BusinessMetrics {
             Box::new(self.pool_wait.clone()),
             Box::new(self.pool_timeouts.clone()),
             Box::new(self.card_reads.clone()),
+            Box::new(self.wallet_order_paths.clone()),
             Box::new(self.wallet_balances.clone()),
             Box::new(self.settlement_lag.clone()),
             Box::new(self.delivery_backlog.clone()),
@@ -313,6 +321,16 @@ impl BusinessMetrics {
 
     pub fn pool_timed_out(&self) {
         self.pool_timeouts.inc();
+    }
+
+    /// A wallet order request, written by one statement or by the general path.
+    pub fn wallet_order_path(&self, one_statement: bool) {
+        let path = if one_statement {
+            "one_statement"
+        } else {
+            "general"
+        };
+        self.wallet_order_paths.with_label_values(&[path]).inc();
     }
 
     /// A card read for a partner, from memory or from the database.

@@ -572,6 +572,77 @@ where
     }
 }
 
+/// A new key claimed with its answer already stored, as the CTE `claim` of a larger
+/// PostgreSQL statement that does the work too (the work of [`execute_in_stages`] in one
+/// statement): a row when the key was new; none when another request has it — the insert
+/// waits for a concurrent holder to finish first, as [`claim_in_transaction`]'s does. The
+/// caller then rolls back and runs [`execute_in_stages`], which answers for the key.
+pub struct AnsweredClaim<'a> {
+    after: &'static str,
+    scope: &'a Scope,
+    reply: &'a Reply,
+    status: i32,
+    fence: String,
+    now: chrono::NaiveDateTime,
+    lease_until: chrono::NaiveDateTime,
+    expires_at: chrono::NaiveDateTime,
+}
+
+impl<'a> AnsweredClaim<'a> {
+    /// Inserted only if the CTE `after` of the enclosing statement has a row (which also
+    /// runs it first). A statement type passes the same `after` every time.
+    pub fn new(scope: &'a Scope, reply: &'a Reply, after: &'static str) -> Self {
+        let now = time::to_db(time::now());
+        Self {
+            after,
+            scope,
+            reply,
+            status: i32::from(reply.status.as_u16()),
+            fence: uuid::Uuid::new_v4().to_string(),
+            now,
+            lease_until: now + CLAIM_LEASE,
+            expires_at: now + KEY_LIFETIME,
+        }
+    }
+
+    pub fn walk<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Binary, Integer, Nullable, Text, Timestamp};
+        out.push_sql(
+            "claim AS (INSERT INTO idempotency_keys (partner_id, idempotency_key, fingerprint, \
+             state, locked_until, claim_token, created_at, expires_at, response_status, \
+             response_location, response_body) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&self.scope.partner_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.scope.key)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.scope.fingerprint)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(KeyState::Completed.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.lease_until)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.fence)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.expires_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Integer, _>(&self.status)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.reply.location)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Binary>, _>(&self.reply.body)?;
+        out.push_sql(" WHERE EXISTS (SELECT 1 FROM ");
+        out.push_sql(self.after);
+        out.push_sql(") ON CONFLICT DO NOTHING RETURNING 1)");
+        Ok(())
+    }
+}
+
 /// Claims the key inside the caller's transaction: a new key is inserted (waiting for a
 /// concurrent holder of the same key to finish); a key that exists is judged as
 /// [`try_claim`] judges it.

@@ -54,7 +54,9 @@ crate::db::stored_enum! {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = activations)]
+// None is written as NULL, not DEFAULT (the same for every nullable column here), so
+// the INSERT's text never changes and PostgreSQL prepares it once per connection.
+#[diesel(table_name = activations, treat_none_as_default_value = false)]
 pub struct ActivationRow {
     pub order_id: String,
     pub iccid: String,

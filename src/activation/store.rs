@@ -3,7 +3,9 @@
 
 use chrono::NaiveDateTime;
 use diesel::dsl::{exists, not};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
 
 use super::{ActivationRow, ActivationStatus};
 use crate::db::schema::{activations, orders};
@@ -16,6 +18,12 @@ pub fn insert(conn: &mut DbConnection, row: &ActivationRow) -> QueryResult<()> {
         .values(row)
         .execute(conn)
         .map(drop)
+}
+
+/// The activation's `INSERT` as part of a larger PostgreSQL statement (see
+/// `fulfilment::checkout`).
+pub fn insert_part(row: &ActivationRow) -> Box<dyn QueryFragment<Pg> + '_> {
+    Box::new(diesel::insert_into(activations::table).values(row))
 }
 
 pub fn find(conn: &mut DbConnection, order_id: &str) -> QueryResult<Option<ActivationRow>> {

@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use crate::db::schema::terms;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = terms)]
+// None is written as NULL, not DEFAULT (the same for every nullable column here), so
+// the INSERT's text never changes and PostgreSQL prepares it once per connection.
+#[diesel(table_name = terms, treat_none_as_default_value = false)]
 pub struct TermRow {
     pub id: String,
     pub iccid: String,

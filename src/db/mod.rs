@@ -3,6 +3,7 @@
 //! trying each driver in turn, so a PostgreSQL outage reports itself as such.
 
 pub mod changes;
+pub mod fixed_sql;
 pub mod listener;
 mod migrations;
 pub mod schema;

@@ -185,20 +185,81 @@ pub fn fan_out(
     enabled: &[endpoints::EndpointRow],
     event: &EventRow,
 ) -> Result<(), ApiError> {
-    for endpoint in enabled {
-        // A setting that cannot be read must not fail the payment or confirmation it
-        // rides along with: that endpoint is skipped, and the operator told.
-        match endpoint.takes(event.event_type) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::error!(endpoint = %endpoint.id, error = %e, "unreadable webhook endpoint skipped");
-                continue;
-            }
-        }
+    for endpoint in taking(enabled, event) {
         schedule(conn, &endpoint.id, &event.id, event.created_at)?;
     }
     Ok(())
+}
+
+/// The endpoints among `enabled` that take `event`. A setting that cannot be read must
+/// not fail the payment or confirmation the event rides along with: that endpoint is
+/// skipped, and the operator told.
+fn taking<'e>(
+    enabled: &'e [endpoints::EndpointRow],
+    event: &EventRow,
+) -> impl Iterator<Item = &'e endpoints::EndpointRow> {
+    let event_type = event.event_type;
+    enabled
+        .iter()
+        .filter(move |endpoint| match endpoint.takes(event_type) {
+            Ok(takes) => takes,
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint.id, error = %e, "unreadable webhook endpoint skipped");
+                false
+            }
+        })
+}
+
+/// [`fan_out`]'s deliveries as the CTE `delivered` of a larger PostgreSQL statement that
+/// writes the event itself in its CTE `told` (see `store::NumberedEventCtes`): made only
+/// if the event was. One statement text whatever the number of endpoints (arrays).
+pub struct DeliveriesCte<'a> {
+    event: &'a EventRow,
+    ids: Vec<String>,
+    endpoint_ids: Vec<String>,
+    status: DeliveryStatus,
+}
+
+impl<'a> DeliveriesCte<'a> {
+    pub fn new(enabled: &[endpoints::EndpointRow], event: &'a EventRow) -> Self {
+        let endpoint_ids: Vec<String> = taking(enabled, event).map(|e| e.id.clone()).collect();
+        Self {
+            event,
+            ids: endpoint_ids
+                .iter()
+                .map(|_| uuid::Uuid::now_v7().to_string())
+                .collect(),
+            endpoint_ids,
+            status: DeliveryStatus::Pending,
+        }
+    }
+
+    pub fn walk<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Text, Timestamp};
+        out.push_sql(
+            "delivered AS (INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, \
+             attempts, next_attempt_at, lease_until, claim_token, created_at, updated_at) \
+             SELECT d.id, d.endpoint_id, ",
+        );
+        out.push_bind_param::<Text, _>(&self.event.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.status)?;
+        out.push_sql(", 0, ");
+        out.push_bind_param::<Timestamp, _>(&self.event.created_at)?;
+        out.push_sql(", NULL, NULL, ");
+        out.push_bind_param::<Timestamp, _>(&self.event.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.event.created_at)?;
+        out.push_sql(" FROM UNNEST(");
+        out.push_bind_param::<Array<Text>, _>(&self.ids)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.endpoint_ids)?;
+        out.push_sql("::text[]) AS d(id, endpoint_id) WHERE EXISTS (SELECT 1 FROM told))");
+        Ok(())
+    }
 }
 
 /// A delivery of `event_id` to `endpoint_id`, due at `now`.

@@ -121,6 +121,12 @@ pub fn append(
     append_to(conn, &recipients, event_type, data, now)
 }
 
+/// Starts a new partner's event feed (its event counter at 0), so that its every event,
+/// the first included, is numbered by the one-statement path (`store::NumberedEventCtes`).
+pub fn open_feed(conn: &mut DbConnection, partner_id: &str) -> Result<(), ApiError> {
+    store::create_counter(conn, partner_id).map_err(ApiError::from)
+}
+
 /// A partner and its enabled webhook endpoints, read before an event is appended: a
 /// transaction that locks the partner's rows (its wallet, its event counter) reads this
 /// first, so the locks are held for fewer statements.
@@ -155,17 +161,46 @@ pub fn append_to(
     data: &impl Serialize,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    let data = serde_json::to_string(data).map_err(ApiError::internal)?;
-    let mut row = model::EventRow {
+    let mut row = unnumbered(recipients, event_type, data, now)?;
+    store::insert_numbered(conn, &mut row)?;
+    deliver(conn, recipients, &row)
+}
+
+/// The event [`append_to`] writes, before it is numbered (`seq` 0): for a statement that
+/// numbers and writes it with other changes (`store::NumberedEventCtes`), after which
+/// [`deliver`] queues its deliveries.
+pub fn unnumbered(
+    recipients: &Recipients,
+    event_type: EventType,
+    data: &impl Serialize,
+    now: NaiveDateTime,
+) -> Result<model::EventRow, ApiError> {
+    Ok(model::EventRow {
         id: uuid::Uuid::now_v7().to_string(),
         partner_id: recipients.partner_id.clone(),
         seq: 0,
         event_type,
-        data,
+        data: serde_json::to_string(data).map_err(ApiError::internal)?,
         created_at: now,
-    };
-    store::insert_numbered(conn, &mut row)?;
-    delivery::fan_out(conn, &recipients.endpoints, &row)
+    })
+}
+
+/// The deliveries of `row` to `recipients`' endpoints as part of the PostgreSQL statement
+/// that writes the event (see `delivery::DeliveriesCte`).
+pub fn deliveries_part<'a>(
+    recipients: &Recipients,
+    row: &'a model::EventRow,
+) -> delivery::DeliveriesCte<'a> {
+    delivery::DeliveriesCte::new(&recipients.endpoints, row)
+}
+
+/// Queues a written event's deliveries to `recipients`' endpoints.
+pub fn deliver(
+    conn: &mut DbConnection,
+    recipients: &Recipients,
+    row: &model::EventRow,
+) -> Result<(), ApiError> {
+    delivery::fan_out(conn, &recipients.endpoints, row)
 }
 
 /// Removes events older than `RETENTION`; how many went.

@@ -1,9 +1,12 @@
 //! Every query on events.
 
 use chrono::NaiveDateTime;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 
 use super::model::{EventFilter, EventRow};
+use crate::db::fixed_sql::fixed_pg_statement;
 use crate::db::schema::{event_counters, events};
 use crate::db::{is_unique_violation, DbConnection};
 
@@ -37,34 +40,27 @@ pub fn next_seq(conn: &mut DbConnection, partner_id: &str) -> QueryResult<i64> {
     }
 }
 
+/// A partner's event counter at 0 (its first event will be 1).
+pub fn create_counter(conn: &mut DbConnection, partner_id: &str) -> QueryResult<()> {
+    diesel::insert_into(event_counters::table)
+        .values((
+            event_counters::partner_id.eq(partner_id),
+            event_counters::last_seq.eq(0_i64),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
 /// Numbers `row` with the partner's next `seq` (see [`next_seq`]) and inserts it. On
 /// PostgreSQL one statement does both once the partner has a counter, so the counter
 /// row — which every event of the partner waits for — is held for one round trip less.
 pub fn insert_numbered(conn: &mut DbConnection, row: &mut EventRow) -> QueryResult<()> {
     if let DbConnection::Postgres(pg) = conn {
-        use diesel::sql_types::{BigInt, Text, Timestamp};
-        #[derive(QueryableByName)]
-        struct Numbered {
-            #[diesel(sql_type = BigInt)]
-            seq: i64,
-        }
-        let numbered: Option<Numbered> = diesel::sql_query(
-            "WITH counted AS ( \
-               UPDATE event_counters SET last_seq = last_seq + 1 WHERE partner_id = $1 \
-               RETURNING last_seq) \
-             INSERT INTO events (id, partner_id, seq, type, data, created_at) \
-             SELECT $2, $1, last_seq, $3, $4, $5 FROM counted \
-             RETURNING seq",
-        )
-        .bind::<Text, _>(&row.partner_id)
-        .bind::<Text, _>(&row.id)
-        .bind::<Text, _>(row.event_type.as_str())
-        .bind::<Text, _>(&row.data)
-        .bind::<Timestamp, _>(row.created_at)
-        .get_result(pg)
-        .optional()?;
-        if let Some(numbered) = numbered {
-            row.seq = numbered.seq;
+        let numbered: Option<i64> = NumberedEventStatement(NumberedEventCtes::new(row, None))
+            .get_result(pg)
+            .optional()?;
+        if let Some(seq) = numbered {
+            row.seq = seq;
             return Ok(());
         }
         // The partner's first event: no counter yet.
@@ -72,6 +68,66 @@ pub fn insert_numbered(conn: &mut DbConnection, row: &mut EventRow) -> QueryResu
     row.seq = next_seq(conn, &row.partner_id)?;
     insert(conn, row)
 }
+
+/// An event's numbering and writing on PostgreSQL, for a statement of its own or inside a
+/// larger one: the CTE `counted` takes the partner's next number (with `after`: only if
+/// that CTE of the enclosing statement has a row) and `told` writes the event with it,
+/// returning `seq`. No row when the partner has no counter yet (its first event: see
+/// [`next_seq`]).
+pub struct NumberedEventCtes<'a> {
+    row: &'a EventRow,
+    after: Option<&'static str>,
+}
+
+impl<'a> NumberedEventCtes<'a> {
+    /// A statement type passes the same `after` every time (see `db::fixed_sql`).
+    pub fn new(row: &'a EventRow, after: Option<&'static str>) -> Self {
+        Self { row, after }
+    }
+
+    pub fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        let row = self.row;
+        out.push_sql(
+            "counted AS (UPDATE event_counters SET last_seq = last_seq + 1 WHERE partner_id = ",
+        );
+        out.push_bind_param::<Text, _>(&row.partner_id)?;
+        if let Some(after) = self.after {
+            out.push_sql(" AND EXISTS (SELECT 1 FROM ");
+            out.push_sql(after);
+            out.push_sql(")");
+        }
+        out.push_sql(
+            " RETURNING last_seq), told AS (INSERT INTO events \
+             (id, partner_id, seq, type, data, created_at) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&row.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&row.partner_id)?;
+        out.push_sql(", last_seq, ");
+        out.push_bind_param::<Text, _>(row.event_type.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&row.data)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&row.created_at)?;
+        out.push_sql(" FROM counted RETURNING seq)");
+        Ok(())
+    }
+}
+
+/// An event numbered and written by a statement of its own: its number, or no row.
+struct NumberedEventStatement<'a>(NumberedEventCtes<'a>);
+
+impl QueryFragment<Pg> for NumberedEventStatement<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH ");
+        self.0.walk(&mut out)?;
+        out.push_sql(" SELECT seq FROM told");
+        Ok(())
+    }
+}
+
+fixed_pg_statement!(NumberedEventStatement, diesel::sql_types::BigInt);
 
 pub fn insert(conn: &mut DbConnection, row: &EventRow) -> QueryResult<()> {
     diesel::insert_into(events::table)

@@ -7,10 +7,17 @@ use actix_web::HttpResponse;
 use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::clock::Clock;
-use crate::db::{Db, DbConnection};
-use crate::domain::{time, Money};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::sql_types::BigInt;
+use diesel::{QueryResult, RunQueryDsl};
+
+use crate::activation::{store as activation_store, ActivationRow};
+use crate::db::fixed_sql::fixed_pg_statement;
+use crate::db::{Backend, Db, DbConnection};
+use crate::domain::{time, MinorUnits, Money};
 use crate::error::{ApiError, ErrorCode};
-use crate::events;
+use crate::events::{self, EventType};
 use crate::idempotency::{self, Reply};
 use crate::notifications;
 use crate::orders::model::{Order, OrderRequest, OrderRow};
@@ -52,6 +59,55 @@ pub struct UnpaidWalletOrder {
     alert: Option<crate::domain::MinorUnits>,
 }
 
+/// A wallet order checked and priced, its rows made but not written.
+struct PlannedWalletOrder {
+    order: OrderRow,
+    /// `None` for an order that waits for its start.
+    activation: Option<ActivationRow>,
+    price: Money,
+    recipients: events::Recipients,
+    alert: Option<crate::domain::MinorUnits>,
+}
+
+/// Checks and prices the order, makes its `paid` row with a receipt number and its
+/// activation, and reads who is told of it: reads only.
+fn plan_wallet_order_in(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    request: &OrderRequest,
+    smdp_address: &str,
+    now: NaiveDateTime,
+) -> Result<PlannedWalletOrder, ApiError> {
+    let priced = orders::price_paid_at_once(conn, partner_id, request)?;
+    let order = orders::paid_row(conn, partner_id, request, &priced, now)?;
+    let activation = if order.waits_for_start(now) {
+        None
+    } else {
+        Some(super::activation_for(
+            conn,
+            &order,
+            &priced.card,
+            priced.verify_subscriber,
+            smdp_address,
+            now,
+        )?)
+    };
+    // The price's query said whether the partner has an enabled endpoint: without one,
+    // the order skips reading them.
+    let recipients = if priced.has_webhook_endpoints {
+        events::recipients(conn, partner_id)?
+    } else {
+        events::Recipients::without_endpoints(partner_id)
+    };
+    Ok(PlannedWalletOrder {
+        order,
+        activation,
+        price: Money::new(priced.amount, request.currency),
+        recipients,
+        alert: priced.wallet_alert,
+    })
+}
+
 /// Checks and prices the order, writes it `paid` with its receipt number, creates its
 /// activation, and reads who is told of it: every statement that locks nothing another
 /// order of the partner needs.
@@ -62,30 +118,16 @@ pub fn prepare_wallet_order_in(
     smdp_address: &str,
     now: NaiveDateTime,
 ) -> Result<UnpaidWalletOrder, ApiError> {
-    let priced = orders::price(conn, partner_id, request)?;
-    let order = orders::insert_paid(conn, partner_id, request, &priced, now)?;
-    if !order.waits_for_start(now) {
-        super::open_activation_for(
-            conn,
-            &order,
-            &priced.card,
-            priced.verify_subscriber,
-            smdp_address,
-            now,
-        )?;
+    let planned = plan_wallet_order_in(conn, partner_id, request, smdp_address, now)?;
+    order_store::insert(conn, &planned.order)?;
+    if let Some(activation) = &planned.activation {
+        activation_store::insert(conn, activation)?;
     }
-    // The price's query said whether the partner has an enabled endpoint: without one,
-    // the order skips reading them (one round trip of the eleven).
-    let recipients = if priced.has_webhook_endpoints {
-        events::recipients(conn, partner_id)?
-    } else {
-        events::Recipients::without_endpoints(partner_id)
-    };
     Ok(UnpaidWalletOrder {
-        recipients,
-        alert: priced.wallet_alert,
-        price: Money::new(priced.amount, request.currency),
-        order,
+        order: planned.order,
+        price: planned.price,
+        recipients: planned.recipients,
+        alert: planned.alert,
     })
 }
 
@@ -109,7 +151,9 @@ impl UnpaidWalletOrder {
 }
 
 /// A wallet order at most once per idempotency key: the answer is stored in the
-/// transaction of the debit, just before it.
+/// transaction of the debit, just before it. On PostgreSQL the usual order is written by
+/// one statement first (see [`WalletOrderStatement`]); what that declines takes the
+/// general path, which answers it.
 pub async fn place_wallet_order(
     db: &Db,
     clock: &Clock,
@@ -119,6 +163,14 @@ pub async fn place_wallet_order(
     scope: Option<idempotency::Scope>,
 ) -> Result<HttpResponse, ApiError> {
     let now = clock.now_db();
+    if let (Some(scope), Backend::Postgres) = (&scope, db.backend()) {
+        let attempt = (partner_id.clone(), request.clone(), smdp_address.clone());
+        if let Some(reply) = place_in_one_statement(db, attempt, scope.clone(), now).await? {
+            db.metrics().wallet_order_path(true);
+            return Ok(idempotency::respond(reply));
+        }
+    }
+    db.metrics().wallet_order_path(false);
     idempotency::execute_in_stages(
         db,
         scope,
@@ -130,6 +182,142 @@ pub async fn place_wallet_order(
     )
     .await
 }
+
+/// Why the one-statement order did not happen. Nothing of it was written either way.
+enum NotInOneStatement {
+    /// Not the usual case (a key already used, too little money or a wallet going below
+    /// its alert amount, a refusal, a scheduled order): the general path answers it.
+    Declined,
+    Failed(ApiError),
+}
+
+impl From<ApiError> for NotInOneStatement {
+    fn from(e: ApiError) -> Self {
+        // A refusal is answered (and stored under the key) by the general path.
+        if e.code().status().is_client_error() {
+            Self::Declined
+        } else {
+            Self::Failed(e)
+        }
+    }
+}
+
+impl From<crate::db::DbError> for NotInOneStatement {
+    fn from(e: crate::db::DbError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for NotInOneStatement {
+    fn from(e: diesel::result::Error) -> Self {
+        match &e {
+            diesel::result::Error::DatabaseError(_, info)
+                if info.message() == WalletOrderStatement::DECLINED =>
+            {
+                Self::Declined
+            }
+            _ => Self::Failed(e.into()),
+        }
+    }
+}
+
+/// A usual wallet order in three round trips on PostgreSQL, and no transaction of its
+/// own: the reads ([`plan_wallet_order_in`]: the card, partner, plan and price in one
+/// query, then the receipt number), then one [`WalletOrderStatement`] that writes
+/// everything or, declining, nothing. `None` when declined: the general path then runs
+/// the order from the start and answers it. The reads are as current as the general
+/// path's (each statement of a read-committed transaction reads afresh too); what must
+/// hold at the write — the key new, the money there — is decided by the write itself.
+async fn place_in_one_statement(
+    db: &Db,
+    (partner_id, request, smdp_address): (String, OrderRequest, String),
+    scope: idempotency::Scope,
+    now: NaiveDateTime,
+) -> Result<Option<Reply>, ApiError> {
+    if request.start_at.is_some() {
+        return Ok(None);
+    }
+    let placed = db
+        .run(move |conn| {
+            let planned = plan_wallet_order_in(conn, &partner_id, &request, &smdp_address, now)?;
+            let (DbConnection::Postgres(pg), Some(activation)) = (conn, &planned.activation) else {
+                return Err(NotInOneStatement::Declined);
+            };
+            let reply = created(&planned.order)?;
+            let paid = Order::try_from(&planned.order)?;
+            let event = events::unnumbered(&planned.recipients, EventType::OrderPaid, &paid, now)?;
+            let debit = wallet::debit_entry(&partner_id, planned.price, &planned.order.id, now)?;
+            // Kept at or above the alert amount, this debit never has a low balance to
+            // tell: a debit that would go below it is declined to the general path.
+            let floor = planned.alert.unwrap_or(MinorUnits::ZERO);
+            let balance_after: i64 = WalletOrderStatement {
+                order: order_store::insert_part(&planned.order),
+                activation: activation_store::insert_part(activation),
+                claim: idempotency::AnsweredClaim::new(&scope, &reply, "written"),
+                debit: wallet::store::DebitCtes::new(&debit, floor, now, Some("claim"))?,
+                event: events::store::NumberedEventCtes::new(&event, Some("entry")),
+                deliveries: events::deliveries_part(&planned.recipients, &event),
+            }
+            .get_result(pg)?;
+            wallet::store::debited(&debit, MinorUnits::new(balance_after));
+            order_store::count_status(&planned.order);
+            Ok(reply)
+        })
+        .await;
+    match placed {
+        Ok(reply) => Ok(Some(reply)),
+        Err(NotInOneStatement::Declined) => Ok(None),
+        Err(NotInOneStatement::Failed(e)) => Err(e),
+    }
+}
+
+/// Everything a usual wallet order writes, as one PostgreSQL statement (atomic on its own):
+/// the order (`paid`, with its receipt number), its activation, the idempotency key with
+/// its answer, the debit with its ledger entry, the numbered `order.paid` event and its
+/// deliveries. The debit happens only if the key was new (`claim`) and the wallet keeps its
+/// floor, the event only if the money was taken (`entry`); otherwise the statement fails
+/// with [`WalletOrderStatement::DECLINED`] (raised by `simrenew_decline()`), which undoes
+/// all of it. Returns the balance left.
+struct WalletOrderStatement<'a> {
+    order: Box<dyn QueryFragment<Pg> + 'a>,
+    activation: Box<dyn QueryFragment<Pg> + 'a>,
+    claim: idempotency::AnsweredClaim<'a>,
+    debit: wallet::store::DebitCtes<'a>,
+    event: events::store::NumberedEventCtes<'a>,
+    deliveries: events::delivery::DeliveriesCte<'a>,
+}
+
+impl WalletOrderStatement<'_> {
+    /// The message of the error that declines (see the migration `one_statement_orders`).
+    const DECLINED: &'static str = "simrenew: declined";
+}
+
+impl QueryFragment<Pg> for WalletOrderStatement<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // Each CTE reads the one before it, which makes PostgreSQL run them in this order:
+        // the partner's contended rows (the wallet, then its event counter) are taken
+        // last, and held for the fewest steps until the commit.
+        out.push_sql("WITH placed AS (");
+        self.order.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING 1), activated AS (");
+        self.activation.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING 1), written AS (SELECT 1 FROM placed, activated), ");
+        self.claim.walk(&mut out)?;
+        out.push_sql(", ");
+        self.debit.walk(&mut out)?;
+        out.push_sql(", ");
+        self.event.walk(&mut out)?;
+        out.push_sql(", ");
+        self.deliveries.walk(&mut out)?;
+        out.push_sql(
+            " SELECT CASE WHEN EXISTS (SELECT 1 FROM told) THEN (SELECT balance_after FROM entry) \
+             ELSE simrenew_decline() END",
+        );
+        Ok(())
+    }
+}
+
+fixed_pg_statement!(WalletOrderStatement, BigInt);
 
 fn provider_error(e: ProviderError) -> ApiError {
     match e {

@@ -71,6 +71,20 @@ pub fn open_activation_for(
     smdp_address: &str,
     now: NaiveDateTime,
 ) -> Result<(), ApiError> {
+    let pending = activation_for(conn, order, card, verify, smdp_address, now)?;
+    activation::store::insert(conn, &pending)?;
+    Ok(())
+}
+
+/// The activation [`open_activation_for`] writes, not yet written.
+pub fn activation_for(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    card: &CardRow,
+    verify: bool,
+    smdp_address: &str,
+    now: NaiveDateTime,
+) -> Result<activation::ActivationRow, ApiError> {
     let installed = card.card_type == CardType::Esim
         && match card.profile_state {
             Some(state) => state.is_installed(),
@@ -85,6 +99,5 @@ pub fn open_activation_for(
         smdp_address,
         now,
     );
-    activation::store::insert(conn, &pending)?;
-    Ok(())
+    Ok(pending)
 }

@@ -249,6 +249,9 @@ pub struct Priced {
     pub wallet_alert: Option<MinorUnits>,
     /// Whether the partner has an enabled webhook endpoint (read with the price).
     pub has_webhook_endpoints: bool,
+    /// The receipt number's `n`, taken with the price for an order paid at once
+    /// ([`price_paid_at_once`]; PostgreSQL).
+    pub receipt_number: Option<i64>,
 }
 
 /// The checks, in this order: the card is the partner's (`404`), not suspended (`409
@@ -259,11 +262,38 @@ pub fn price(
     partner_id: &str,
     request: &OrderRequest,
 ) -> Result<Priced, ApiError> {
+    price_taking_receipt(conn, partner_id, request, false)
+}
+
+/// [`price`] for an order paid at once (from the wallet): on PostgreSQL the same round
+/// trip takes its receipt number (a number taken by an order refused afterwards is
+/// skipped, as one of an order rolled back is).
+pub fn price_paid_at_once(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    request: &OrderRequest,
+) -> Result<Priced, ApiError> {
+    price_taking_receipt(conn, partner_id, request, true)
+}
+
+fn price_taking_receipt(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    request: &OrderRequest,
+    take_receipt_number: bool,
+) -> Result<Priced, ApiError> {
     let iccid = request.iccid.as_str();
     let plan_id = request.plan_id.to_string();
     // One round trip for the card, its partner's setting, the plan and its price.
-    let offer = store::card_and_offer(conn, partner_id, iccid, &plan_id, request.currency)?
-        .ok_or_else(|| cards::no_card(iccid))?;
+    let offer = store::card_and_offer(
+        conn,
+        partner_id,
+        iccid,
+        &plan_id,
+        request.currency,
+        take_receipt_number,
+    )?
+    .ok_or_else(|| cards::no_card(iccid))?;
     let card = offer.card;
     if card.suspended {
         return Err(ApiError::new(
@@ -295,6 +325,7 @@ pub fn price(
         verify_subscriber: offer.verify_subscriber,
         wallet_alert: offer.wallet_alert,
         has_webhook_endpoints: offer.has_webhook_endpoints,
+        receipt_number: offer.receipt_number,
     })
 }
 
@@ -327,14 +358,29 @@ pub fn insert_paid(
     priced: &Priced,
     now: NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
+    let paid = paid_row(conn, partner_id, request, priced, now)?;
+    store::insert(conn, &paid)?;
+    Ok(paid)
+}
+
+/// The row [`insert_paid`] writes, with its receipt number, not yet written (for a
+/// statement that writes it with the payment: see `fulfilment::checkout`).
+pub fn paid_row(
+    conn: &mut DbConnection,
+    partner_id: &str,
+    request: &OrderRequest,
+    priced: &Priced,
+    now: NaiveDateTime,
+) -> Result<OrderRow, ApiError> {
     if request.start_at.is_some() {
         limit_scheduled(conn, &priced.iccid, now)?;
     }
     let pending = pending_row(partner_id, request, priced, None, now);
-    let receipt = store::next_receipt_number(conn, now)?;
-    let paid = after(&pending, OrderEvent::PaymentSucceeded, Some(receipt), now)?;
-    store::insert(conn, &paid)?;
-    Ok(paid)
+    let receipt = match priced.receipt_number {
+        Some(n) => store::receipt_number(n, now),
+        None => store::next_receipt_number(conn, now)?,
+    };
+    after(&pending, OrderEvent::PaymentSucceeded, Some(receipt), now)
 }
 
 /// The event that tells of an order now in `status` (`None`: there is none).

@@ -23,7 +23,9 @@ crate::db::stored_enum! {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = orders)]
+// None is written as NULL, not DEFAULT (the same for every nullable column here), so
+// the INSERT's text never changes and PostgreSQL prepares it once per connection.
+#[diesel(table_name = orders, treat_none_as_default_value = false)]
 pub struct OrderRow {
     pub id: String,
     pub partner_id: String,

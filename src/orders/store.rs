@@ -1,7 +1,9 @@
 //! Order queries. Partner-facing lookups carry the partner id in the WHERE clause.
 
 use chrono::NaiveDateTime;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
 
 use super::model::{OrderFilter, OrderRow, PaymentStatus};
 use super::state::OrderStatus;
@@ -25,9 +27,15 @@ pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
     Ok(())
 }
 
+/// The order's `INSERT` as part of a larger PostgreSQL statement (see
+/// `fulfilment::checkout`); the caller counts it ([`count_status`]) once written.
+pub fn insert_part(row: &OrderRow) -> Box<dyn QueryFragment<Pg> + '_> {
+    Box::new(diesel::insert_into(orders::table).values(row))
+}
+
 /// The order's new status (and its payment, on entering `paid`) for the business
 /// metrics, counted if the transaction commits.
-fn count_status(row: &OrderRow) {
+pub fn count_status(row: &OrderRow) {
     let payment_method = row.payment_method.as_str();
     on_commit(Fact::OrderEntered {
         status: row.status.as_str(),
@@ -256,7 +264,6 @@ pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResu
         .map(drop)
 }
 
-/// The next receipt number of the UTC day `at`: `R-YYYYMMDD-000001` onwards.
 /// The next receipt number, `R-<day>-<n>`: `n` grows across days and instances and is
 /// never handed out twice (a PostgreSQL sequence; on SQLite, whose one writer needs no
 /// more, a counter row). A number taken by an order that rolled back is skipped, so the
@@ -271,7 +278,12 @@ pub fn next_receipt_number(conn: &mut DbConnection, at: NaiveDateTime) -> QueryR
             .returning(receipt_sequence::last)
             .get_result(conn)?,
     };
-    Ok(format!("R-{}-{next:06}", at.format("%Y%m%d")))
+    Ok(receipt_number(next, at))
+}
+
+/// Receipt number `n` as issued on the UTC day of `at`.
+pub fn receipt_number(n: i64, at: NaiveDateTime) -> String {
+    format!("R-{}-{n:06}", at.format("%Y%m%d"))
 }
 
 diesel::define_sql_function! {
@@ -288,60 +300,85 @@ pub fn card_and_offer(
     iccid: &str,
     plan_id: &str,
     currency: Currency,
+    take_receipt_number: bool,
 ) -> QueryResult<Option<CardOffer>> {
-    cards::table
-        .inner_join(partners::table.on(partners::id.eq(cards::partner_id)))
-        .left_join(plans::table.on(plans::id.eq(plan_id.to_owned())))
-        .left_join(
-            plan_prices::table.on(plan_prices::plan_id
-                .eq(plans::id)
-                .and(plan_prices::currency.eq(currency.code().to_owned()))),
-        )
-        .left_join(
-            wallet_alert_thresholds::table.on(wallet_alert_thresholds::partner_id
-                .eq(cards::partner_id)
-                .and(wallet_alert_thresholds::currency.eq(currency.code().to_owned()))),
-        )
-        .filter(cards::iccid.eq(iccid))
-        .filter(cards::partner_id.eq(partner_id))
-        .select((
-            CardRow::as_select(),
-            partners::verify_subscriber_before_release,
-            Option::<PlanRow>::as_select(),
-            plan_prices::amount.nullable(),
-            wallet_alert_thresholds::amount.nullable(),
-            diesel::dsl::exists(
-                webhook_endpoints::table
-                    .filter(webhook_endpoints::partner_id.eq(cards::partner_id))
-                    .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled)),
-            ),
-        ))
-        .first::<(
-            CardRow,
-            bool,
-            Option<PlanRow>,
-            Option<MinorUnits>,
-            Option<MinorUnits>,
-            bool,
-        )>(conn)
-        .optional()
-        .map(|found| {
-            found.map(
-                |(card, verify_subscriber, plan, price, wallet_alert, has_webhook_endpoints)| {
-                    CardOffer {
-                        card,
-                        verify_subscriber,
-                        plan,
-                        price,
-                        wallet_alert,
-                        has_webhook_endpoints,
-                    }
-                },
-            )
-        })
+    // The one query, selected with or without the next receipt number.
+    macro_rules! offer {
+        ($($receipt:expr)?) => {
+            cards::table
+                .inner_join(partners::table.on(partners::id.eq(cards::partner_id)))
+                .left_join(plans::table.on(plans::id.eq(plan_id.to_owned())))
+                .left_join(
+                    plan_prices::table.on(plan_prices::plan_id
+                        .eq(plans::id)
+                        .and(plan_prices::currency.eq(currency.code().to_owned()))),
+                )
+                .left_join(
+                    wallet_alert_thresholds::table.on(wallet_alert_thresholds::partner_id
+                        .eq(cards::partner_id)
+                        .and(wallet_alert_thresholds::currency.eq(currency.code().to_owned()))),
+                )
+                .filter(cards::iccid.eq(iccid))
+                .filter(cards::partner_id.eq(partner_id))
+                .select((
+                    CardRow::as_select(),
+                    partners::verify_subscriber_before_release,
+                    Option::<PlanRow>::as_select(),
+                    plan_prices::amount.nullable(),
+                    wallet_alert_thresholds::amount.nullable(),
+                    diesel::dsl::exists(
+                        webhook_endpoints::table
+                            .filter(webhook_endpoints::partner_id.eq(cards::partner_id))
+                            .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled)),
+                    ),
+                    $($receipt,)?
+                ))
+        };
+    }
+    type Found = (
+        CardRow,
+        bool,
+        Option<PlanRow>,
+        Option<MinorUnits>,
+        Option<MinorUnits>,
+        bool,
+    );
+    // On PostgreSQL the number comes with the read: one round trip less.
+    let with_number = take_receipt_number && matches!(conn, DbConnection::Postgres(_));
+    let (found, receipt_number): (Option<Found>, Option<i64>) = if with_number {
+        let found = offer!(nextval("receipt_numbers"))
+            .first::<(
+                CardRow,
+                bool,
+                Option<PlanRow>,
+                Option<MinorUnits>,
+                Option<MinorUnits>,
+                bool,
+                i64,
+            )>(conn)
+            .optional()?;
+        match found {
+            Some((card, verify, plan, price, alert, endpoints, n)) => {
+                (Some((card, verify, plan, price, alert, endpoints)), Some(n))
+            }
+            None => (None, None),
+        }
+    } else {
+        (offer!().first::<Found>(conn).optional()?, None)
+    };
+    Ok(found.map(
+        |(card, verify_subscriber, plan, price, wallet_alert, has_webhook_endpoints)| CardOffer {
+            card,
+            verify_subscriber,
+            plan,
+            price,
+            wallet_alert,
+            has_webhook_endpoints,
+            receipt_number,
+        },
+    ))
 }
 
-/// What [`card_and_offer`] found.
 pub struct CardOffer {
     pub card: CardRow,
     pub verify_subscriber: bool,
@@ -353,4 +390,6 @@ pub struct CardOffer {
     /// Whether the partner has an enabled webhook endpoint: without one, the order's
     /// event has no delivery to fan out and its recipients need no read.
     pub has_webhook_endpoints: bool,
+    /// The next receipt number's `n`, when asked for and read with the offer (PostgreSQL).
+    pub receipt_number: Option<i64>,
 }

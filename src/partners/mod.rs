@@ -66,6 +66,7 @@ pub async fn create_partner(db: &Db, input: NewPartner) -> Result<CreatedPartner
                 time::to_db(now),
             )?;
             store::insert_credential(conn, &row.id, &client_id, &hash, time::to_db(now))?;
+            crate::events::open_feed(conn, &row.id)?;
             Ok::<_, ApiError>((row, client_id))
         })
         .await?

@@ -36,7 +36,9 @@ crate::db::stored_enum! {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = ledger_entries)]
+// None is written as NULL, not DEFAULT (the same for every nullable column here), so
+// the INSERT's text never changes and PostgreSQL prepares it once per connection.
+#[diesel(table_name = ledger_entries, treat_none_as_default_value = false)]
 pub struct EntryRow {
     pub id: String,
     pub partner_id: String,
@@ -277,6 +279,27 @@ pub fn add(
     )?)
 }
 
+/// The ledger entry of an order's debit of `price`, its balance to be filled in by the
+/// debit itself.
+pub fn debit_entry(
+    partner_id: &str,
+    price: Money,
+    order_id: &str,
+    now: NaiveDateTime,
+) -> Result<EntryRow, ApiError> {
+    let movement = Movement {
+        partner_id,
+        money: price,
+        kind: EntryKind::Debit,
+        order_id: Some(order_id),
+        reference: None,
+    };
+    let negated = MinorUnits::ZERO
+        .checked_sub(price.amount)
+        .ok_or_else(|| ApiError::internal("debit amount out of range"))?;
+    Ok(entry_row(&movement, negated, MinorUnits::ZERO, now))
+}
+
 /// Takes money for an order, or refuses with `402 insufficient_funds` having changed
 /// nothing. Call inside the transaction that creates the order.
 pub fn debit(
@@ -287,18 +310,7 @@ pub fn debit(
     now: NaiveDateTime,
 ) -> Result<EntryRow, ApiError> {
     let Money { amount, currency } = price;
-    let movement = Movement {
-        partner_id,
-        money: price,
-        kind: EntryKind::Debit,
-        order_id: Some(order_id),
-        reference: None,
-    };
-    let negated = MinorUnits::ZERO
-        .checked_sub(amount)
-        .ok_or_else(|| ApiError::internal("debit amount out of range"))?;
-    // The balance is filled in by the debit itself.
-    let entry = entry_row(&movement, negated, MinorUnits::ZERO, now);
+    let entry = debit_entry(partner_id, price, order_id, now)?;
     store::debit_with_entry(conn, entry, now)?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InsufficientFunds,

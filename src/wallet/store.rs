@@ -2,10 +2,13 @@
 //! transaction of the ledger entry that explains it (the callers in `wallet` see to it).
 
 use chrono::NaiveDateTime;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 
 use super::{EntryRow, WalletBalance};
 use crate::business_metrics::{on_commit, Fact};
+use crate::db::fixed_sql::fixed_pg_statement;
 use crate::db::schema::{ledger_entries, wallet_balances};
 use crate::db::{is_unique_violation, DbConnection};
 use crate::domain::{Currency, MinorUnits, Money};
@@ -107,39 +110,9 @@ pub fn debit_with_entry(
         .ok_or_else(|| diesel::result::Error::QueryBuilderError("debit out of range".into()))?;
     let money = Money::new(taken, entry.currency);
     if let DbConnection::Postgres(pg) = conn {
-        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-        #[derive(QueryableByName)]
-        struct Left {
-            #[diesel(sql_type = BigInt)]
-            balance_after: i64,
-        }
-        let left: Option<Left> = diesel::sql_query(
-            "WITH debited AS ( \
-               UPDATE wallet_balances SET available = available - $1, updated_at = $2 \
-               WHERE partner_id = $3 AND currency = $4 AND available >= $1 \
-               RETURNING available) \
-             INSERT INTO ledger_entries \
-               (id, partner_id, currency, kind, amount, balance_after, order_id, reference, created_at) \
-             SELECT $5, $3, $4, $6, $7, available, $8, $9, $10 FROM debited \
-             RETURNING balance_after",
-        )
-        .bind::<BigInt, _>(taken)
-        .bind::<Timestamp, _>(now)
-        .bind::<Text, _>(&entry.partner_id)
-        .bind::<Text, _>(entry.currency.code())
-        .bind::<Text, _>(&entry.id)
-        .bind::<Text, _>(entry.kind.as_str())
-        .bind::<BigInt, _>(entry.amount)
-        .bind::<Nullable<Text>, _>(&entry.order_id)
-        .bind::<Nullable<Text>, _>(&entry.reference)
-        .bind::<Timestamp, _>(entry.created_at)
-        .get_result(pg)
-        .optional()?;
-        return Ok(left.map(|left| {
-            entry.balance_after = MinorUnits::new(left.balance_after);
-            count_movement(&entry);
-            entry
-        }));
+        let debit = DebitCtes::new(&entry, MinorUnits::ZERO, now, None)?;
+        let left: Option<i64> = DebitStatement(debit).get_result(pg).optional()?;
+        return Ok(left.map(|left| debited(&entry, MinorUnits::new(left))));
     }
     let Some(balance_after) = take_if_available(conn, &entry.partner_id, money, now)? else {
         return Ok(None);
@@ -148,6 +121,108 @@ pub fn debit_with_entry(
     insert_entry(conn, &entry)?;
     Ok(Some(entry))
 }
+
+/// A debit's SQL on PostgreSQL, for a statement of its own or inside a larger one: the CTE
+/// `debited` takes the money if the wallet keeps at least `floor` after it (0: the wallet
+/// never goes negative) — with `after`, only if that CTE of the enclosing statement has a
+/// row — and `entry` writes the ledger entry with the balance left, returning
+/// `balance_after` (no row: nothing was taken).
+pub struct DebitCtes<'a> {
+    entry: &'a EntryRow,
+    taken: MinorUnits,
+    floor: MinorUnits,
+    now: NaiveDateTime,
+    after: Option<&'static str>,
+}
+
+impl<'a> DebitCtes<'a> {
+    /// `entry.amount` is the debit, negative; `floor` is not below 0. A statement type
+    /// passes the same `after` every time (see `db::fixed_sql`).
+    pub fn new(
+        entry: &'a EntryRow,
+        floor: MinorUnits,
+        now: NaiveDateTime,
+        after: Option<&'static str>,
+    ) -> QueryResult<Self> {
+        let taken = MinorUnits::ZERO
+            .checked_sub(entry.amount)
+            .ok_or_else(|| diesel::result::Error::QueryBuilderError("debit out of range".into()))?;
+        Ok(Self {
+            entry,
+            taken,
+            floor: floor.max(MinorUnits::ZERO),
+            now,
+            after,
+        })
+    }
+
+    pub fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        let entry = self.entry;
+        out.push_sql("debited AS (UPDATE wallet_balances SET available = available - ");
+        out.push_bind_param::<BigInt, _>(&self.taken)?;
+        out.push_sql(", updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" WHERE partner_id = ");
+        out.push_bind_param::<Text, _>(&entry.partner_id)?;
+        out.push_sql(" AND currency = ");
+        out.push_bind_param::<Text, _>(entry.currency.code())?;
+        out.push_sql(" AND available - ");
+        out.push_bind_param::<BigInt, _>(&self.taken)?;
+        out.push_sql(" >= ");
+        out.push_bind_param::<BigInt, _>(&self.floor)?;
+        if let Some(after) = self.after {
+            out.push_sql(" AND EXISTS (SELECT 1 FROM ");
+            out.push_sql(after);
+            out.push_sql(")");
+        }
+        out.push_sql(
+            " RETURNING available), entry AS (INSERT INTO ledger_entries \
+             (id, partner_id, currency, kind, amount, balance_after, order_id, reference, created_at) \
+             SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&entry.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&entry.partner_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(entry.currency.code())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(entry.kind.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&entry.amount)?;
+        out.push_sql(", available, ");
+        out.push_bind_param::<Nullable<Text>, _>(&entry.order_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&entry.reference)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&entry.created_at)?;
+        out.push_sql(" FROM debited RETURNING balance_after)");
+        Ok(())
+    }
+}
+
+/// `entry` as a statement of [`DebitCtes`] wrote it, given the `balance_after` it
+/// returned (and counted for the business metrics).
+pub fn debited(entry: &EntryRow, balance_after: MinorUnits) -> EntryRow {
+    let mut entry = entry.clone();
+    entry.balance_after = balance_after;
+    count_movement(&entry);
+    entry
+}
+
+/// A debit as a statement of its own: the balance left, or no row.
+struct DebitStatement<'a>(DebitCtes<'a>);
+
+impl QueryFragment<Pg> for DebitStatement<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH ");
+        self.0.walk(&mut out)?;
+        out.push_sql(" SELECT balance_after FROM entry");
+        Ok(())
+    }
+}
+
+fixed_pg_statement!(DebitStatement, diesel::sql_types::BigInt);
 
 pub fn insert_entry(conn: &mut DbConnection, row: &EntryRow) -> QueryResult<()> {
     diesel::insert_into(ledger_entries::table)

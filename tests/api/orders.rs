@@ -365,6 +365,17 @@ async fn business_metrics_count_only_what_committed(app: TestApp) {
     assert_eq!(value("simrenew_webhook_deliveries_due"), Some(0.0));
     assert_eq!(value("simrenew_readings_ok"), Some(1.0));
     assert!(value("simrenew_db_pool_wait_seconds_count").unwrap_or(0.0) > 0.0);
+    // On PostgreSQL the paid order was written by one statement; the replay and the
+    // refusal were declined by it and answered by the general path, as every order is on
+    // SQLite.
+    let paths = (
+        value(r#"simrenew_wallet_order_paths_total{path="one_statement"}"#),
+        value(r#"simrenew_wallet_order_paths_total{path="general"}"#),
+    );
+    match app.store.backend() {
+        simrenew::db::Backend::Postgres => assert_eq!(paths, (Some(1.0), Some(2.0))),
+        simrenew::db::Backend::Sqlite => assert_eq!(paths, (None, Some(3.0))),
+    }
 }
 
 async fn a_replay_returns_identical_bytes_and_a_new_body_is_refused(app: TestApp) {

@@ -1,0 +1,2 @@
+DROP FUNCTION simrenew_decline();
+DELETE FROM event_counters WHERE last_seq = 0;

@@ -1,0 +1,1 @@
+DELETE FROM event_counters WHERE last_seq = 0;
