@@ -118,22 +118,26 @@ impl CardCache {
     }
 }
 
-/// Listens for card changes announced by any instance, for as long as the runtime runs,
-/// moving their counters and confirming the session (nothing on SQLite).
-pub fn spawn_watcher(db: Db, cache: Arc<CardCache>) {
+/// Listens for card changes announced by any instance, moving their counters and
+/// confirming the session, on a thread of its own (a busy blocking pool must not hold
+/// up the confirmations), until `cache` is dropped. Nothing on SQLite.
+pub fn spawn_watcher(db: Db, cache: &Arc<CardCache>) {
     if !cache.is_enabled() {
         return;
     }
-    tokio::spawn(async move {
-        let mut listener = Listener::new(&db, CHANNEL);
-        let mut next_confirmation = Instant::now();
-        loop {
-            let began = Instant::now();
-            let confirm = began >= next_confirmation;
-            if let Some(watching) = listener.take() {
-                let (kept, heard) = watching.look_in_background(confirm).await;
-                listener = kept.or_else(|| Listener::new(&db, CHANNEL));
-                match heard {
+    let cache = Arc::downgrade(cache);
+    let watching = std::thread::Builder::new()
+        .name("card-changes".into())
+        .spawn(move || {
+            let mut listener = Listener::new(&db, CHANNEL);
+            let mut next_confirmation = Instant::now();
+            while let Some(cache) = cache.upgrade() {
+                let began = Instant::now();
+                let confirm = began >= next_confirmation;
+                let Some(listening) = listener.as_mut() else {
+                    return;
+                };
+                match listening.look(confirm) {
                     Ok(heard) => {
                         if heard.opened {
                             // What was announced before the session listened is unknown.
@@ -150,14 +154,19 @@ pub fn spawn_watcher(db: Db, cache: Arc<CardCache>) {
                     Err(e) => {
                         // No confirmation until a new session listens: the copies stop
                         // being served within the bound.
-                        tracing::warn!(error = %e, "not listening for card changes; will retry");
-                        tokio::time::sleep(CONFIRM_EVERY).await;
+                        tracing::debug!(error = %e, "not listening for card changes; will retry");
+                        drop(cache);
+                        std::thread::sleep(CONFIRM_EVERY);
+                        continue;
                     }
                 }
+                drop(cache);
+                std::thread::sleep(LOOK_EVERY);
             }
-            tokio::time::sleep(LOOK_EVERY).await;
-        }
-    });
+        });
+    if let Err(e) = watching {
+        tracing::warn!(error = %e, "cannot start the card change watcher; cards are read from the database");
+    }
 }
 
 #[cfg(test)]

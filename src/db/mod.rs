@@ -97,6 +97,36 @@ impl FromStr for DatabaseUrl {
     }
 }
 
+/// libpq settings for a session that mostly waits (see [`Db::dedicated_postgres`]).
+const LISTENER_TCP_SETTINGS: &[(&str, &str)] = &[
+    ("keepalives", "1"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "2"),
+    ("keepalives_count", "2"),
+    ("tcp_user_timeout", "5000"),
+];
+
+/// `url` with each of `parameters` its query does not set already.
+fn with_missing_parameters(url: &str, parameters: &[(&str, &str)]) -> String {
+    let set: Vec<&str> = url
+        .split_once('?')
+        .map(|(_, query)| {
+            query
+                .split('&')
+                .filter_map(|p| p.split('=').next())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut url = url.to_owned();
+    for (key, value) in parameters {
+        if !set.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&format!("{key}={value}"));
+        }
+    }
+    url
+}
+
 /// Shows a database URL with its password replaced, safe for logs and error messages:
 /// in the user info (`user:***@`) and in a `password=` query parameter.
 fn redact(url: &str) -> String {
@@ -360,10 +390,13 @@ impl r2d2::HandleEvent for PoolEvents {
     }
 }
 
-/// Forgets what an earlier call on this thread left unsettled (it panicked).
-fn start_call() {
+/// Settles what an earlier call on this thread left (it panicked, perhaps after its
+/// commit): its facts are dropped, its keys' counters moved (a read more at worst).
+fn start_call(changes: &ChangeCounters) {
     business::take_uncommitted();
-    changes::take_written();
+    for key in changes::take_written() {
+        changes.changed(&key);
+    }
 }
 
 /// When a call ends: hands the facts it wrote to the counters if it committed (`Ok`),
@@ -440,10 +473,14 @@ impl Db {
     }
 
     /// A connection of its own, outside the pool, for a PostgreSQL `LISTEN` (which
-    /// must stay on one session); `None` on SQLite.
+    /// must stay on one session); `None` on SQLite. A peer that vanished without closing
+    /// the connection is noticed within seconds (TCP keepalives and a send timeout),
+    /// not after the system's TCP timeout.
     pub fn dedicated_postgres(&self) -> Option<Result<PgConnection, DbError>> {
-        (self.backend == Backend::Postgres)
-            .then(|| PgConnection::establish(self.url.driver_target()).map_err(DbError::from))
+        (self.backend == Backend::Postgres).then(|| {
+            let url = with_missing_parameters(self.url.driver_target(), LISTENER_TCP_SETTINGS);
+            PgConnection::establish(&url).map_err(DbError::from)
+        })
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.
@@ -458,7 +495,7 @@ impl Db {
         let changes = self.changes.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
-            start_call();
+            start_call(&changes);
             let result = work(&mut conn);
             settle_call(&metrics, &changes, &result);
             result
@@ -492,7 +529,7 @@ impl Db {
         E: From<DbError>,
     {
         let mut conn = self.pool.get().map_err(DbError::from)?;
-        start_call();
+        start_call(&self.changes);
         let result = work(&mut conn);
         settle_call(&self.metrics, &self.changes, &result);
         result
@@ -554,6 +591,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listener_settings_are_added_unless_the_url_sets_them() {
+        assert_eq!(
+            with_missing_parameters("postgres://h/db", &[("a", "1")]),
+            "postgres://h/db?a=1"
+        );
+        assert_eq!(
+            with_missing_parameters(
+                "postgres://h/db?sslmode=disable&A=9",
+                &[("a", "1"), ("b", "2")]
+            ),
+            "postgres://h/db?sslmode=disable&A=9&b=2"
+        );
+    }
 
     #[test]
     fn an_outage_is_logged_once_and_its_end_once() {

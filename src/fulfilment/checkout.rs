@@ -1,5 +1,6 @@
-//! Placing an order and taking its money: from the wallet in one transaction, or from a
-//! payment provider in three steps that are each safe to interrupt.
+//! Placing an order and taking its money: from the wallet at once (on PostgreSQL usually
+//! by one statement, else in one transaction), or from a payment provider in three steps
+//! that are each safe to interrupt.
 
 use actix_web::http::header;
 use actix_web::http::StatusCode;
@@ -50,18 +51,11 @@ pub fn place_wallet_order_in(
     unpaid.take_payment_in(conn, now)
 }
 
-/// A wallet order written and activated but not yet paid for: the first of
-/// [`place_wallet_order_in`]'s two stages. Nothing in it waits for another order.
-pub struct UnpaidWalletOrder {
+/// A wallet order checked and priced, its rows made: the first of
+/// [`place_wallet_order_in`]'s two stages once written ([`prepare_wallet_order_in`]), or
+/// all of a [`WalletOrderStatement`]. Nothing in it waits for another order.
+pub struct WalletOrder {
     pub order: OrderRow,
-    price: Money,
-    recipients: events::Recipients,
-    alert: Option<crate::domain::MinorUnits>,
-}
-
-/// A wallet order checked and priced, its rows made but not written.
-struct PlannedWalletOrder {
-    order: OrderRow,
     /// `None` for an order that waits for its start.
     activation: Option<ActivationRow>,
     price: Money,
@@ -77,7 +71,7 @@ fn plan_wallet_order_in(
     request: &OrderRequest,
     smdp_address: &str,
     now: NaiveDateTime,
-) -> Result<PlannedWalletOrder, ApiError> {
+) -> Result<WalletOrder, ApiError> {
     let priced = orders::price_paid_at_once(conn, partner_id, request)?;
     let order = orders::paid_row(conn, partner_id, request, &priced, now)?;
     let activation = if order.waits_for_start(now) {
@@ -99,7 +93,7 @@ fn plan_wallet_order_in(
     } else {
         events::Recipients::without_endpoints(partner_id)
     };
-    Ok(PlannedWalletOrder {
+    Ok(WalletOrder {
         order,
         activation,
         price: Money::new(priced.amount, request.currency),
@@ -117,21 +111,16 @@ pub fn prepare_wallet_order_in(
     request: &OrderRequest,
     smdp_address: &str,
     now: NaiveDateTime,
-) -> Result<UnpaidWalletOrder, ApiError> {
+) -> Result<WalletOrder, ApiError> {
     let planned = plan_wallet_order_in(conn, partner_id, request, smdp_address, now)?;
     order_store::insert(conn, &planned.order)?;
     if let Some(activation) = &planned.activation {
         activation_store::insert(conn, activation)?;
     }
-    Ok(UnpaidWalletOrder {
-        order: planned.order,
-        price: planned.price,
-        recipients: planned.recipients,
-        alert: planned.alert,
-    })
+    Ok(planned)
 }
 
-impl UnpaidWalletOrder {
+impl WalletOrder {
     /// The second stage: debits the wallet and tells `order.paid` (and a low balance).
     /// Every order of a partner locks the partner's wallet row and event counter until
     /// its transaction ends, so these come last in the transaction, after everything
@@ -221,10 +210,11 @@ impl From<diesel::result::Error> for NotInOneStatement {
     }
 }
 
-/// A usual wallet order in three round trips on PostgreSQL, and no transaction of its
-/// own: the reads ([`plan_wallet_order_in`]: the card, partner, plan and price in one
-/// query, then the receipt number), then one [`WalletOrderStatement`] that writes
-/// everything or, declining, nothing. `None` when declined: the general path then runs
+/// A usual wallet order in two round trips on PostgreSQL, and no transaction of its own:
+/// the read ([`plan_wallet_order_in`]: the card, partner, plan, price and receipt number
+/// in one query; a partner with webhook endpoints adds their read, an eSIM of unknown
+/// profile state one more), then one [`WalletOrderStatement`] that writes everything or,
+/// declining, nothing. `None` when declined: the general path then runs
 /// the order from the start and answers it. The reads are as current as the general
 /// path's (each statement of a read-committed transaction reads afresh too); what must
 /// hold at the write — the key new, the money there — is decided by the write itself.
@@ -247,14 +237,14 @@ async fn place_in_one_statement(
             let paid = Order::try_from(&planned.order)?;
             let event = events::unnumbered(&planned.recipients, EventType::OrderPaid, &paid, now)?;
             let debit = wallet::debit_entry(&partner_id, planned.price, &planned.order.id, now)?;
-            // Kept at or above the alert amount, this debit never has a low balance to
-            // tell: a debit that would go below it is declined to the general path.
-            let floor = planned.alert.unwrap_or(MinorUnits::ZERO);
+            // A debit that would take the wallet below its alert amount has a low balance
+            // to tell: it is declined to the general path, which tells it.
+            let alert = planned.alert.unwrap_or(MinorUnits::ZERO);
             let balance_after: i64 = WalletOrderStatement {
                 order: order_store::insert_part(&planned.order),
                 activation: activation_store::insert_part(activation),
                 claim: idempotency::AnsweredClaim::new(&scope, &reply, "written"),
-                debit: wallet::store::DebitCtes::new(&debit, floor, now, Some("claim"))?,
+                debit: wallet::store::DebitCtes::new(&debit, alert, now, Some("claim"))?,
                 event: events::store::NumberedEventCtes::new(&event, Some("entry")),
                 deliveries: events::deliveries_part(&planned.recipients, &event),
             }
@@ -296,7 +286,9 @@ impl QueryFragment<Pg> for WalletOrderStatement<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         // Each CTE reads the one before it, which makes PostgreSQL run them in this order:
         // the partner's contended rows (the wallet, then its event counter) are taken
-        // last, and held for the fewest steps until the commit.
+        // after the order, its activation and the key are written. They stay locked
+        // through the ledger entry, the event, its deliveries, the statement's foreign-key
+        // checks (all made at its end) and the commit.
         out.push_sql("WITH placed AS (");
         self.order.walk_ast(out.reborrow())?;
         out.push_sql(" RETURNING 1), activated AS (");

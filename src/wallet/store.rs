@@ -123,24 +123,26 @@ pub fn debit_with_entry(
 }
 
 /// A debit's SQL on PostgreSQL, for a statement of its own or inside a larger one: the CTE
-/// `debited` takes the money if the wallet keeps at least `floor` after it (0: the wallet
-/// never goes negative) — with `after`, only if that CTE of the enclosing statement has a
-/// row — and `entry` writes the ledger entry with the balance left, returning
-/// `balance_after` (no row: nothing was taken).
+/// `debited` takes the money if the wallet holds it and the debit does not take the
+/// balance from `alert` or more to below it (`notifications::fell_below`: such a debit
+/// has a low balance to tell, which a statement cannot; with an alert of 0 every debit
+/// the wallet can pay qualifies) — with `after`, only if that CTE of the enclosing
+/// statement has a row — and `entry` writes the ledger entry with the balance left,
+/// returning `balance_after` (no row: nothing was taken).
 pub struct DebitCtes<'a> {
     entry: &'a EntryRow,
     taken: MinorUnits,
-    floor: MinorUnits,
+    alert: MinorUnits,
     now: NaiveDateTime,
     after: Option<&'static str>,
 }
 
 impl<'a> DebitCtes<'a> {
-    /// `entry.amount` is the debit, negative; `floor` is not below 0. A statement type
-    /// passes the same `after` every time (see `db::fixed_sql`).
+    /// `entry.amount` is the debit, negative. A statement type passes the same `after`
+    /// every time (see `db::fixed_sql`).
     pub fn new(
         entry: &'a EntryRow,
-        floor: MinorUnits,
+        alert: MinorUnits,
         now: NaiveDateTime,
         after: Option<&'static str>,
     ) -> QueryResult<Self> {
@@ -150,7 +152,7 @@ impl<'a> DebitCtes<'a> {
         Ok(Self {
             entry,
             taken,
-            floor: floor.max(MinorUnits::ZERO),
+            alert,
             now,
             after,
         })
@@ -167,10 +169,15 @@ impl<'a> DebitCtes<'a> {
         out.push_bind_param::<Text, _>(&entry.partner_id)?;
         out.push_sql(" AND currency = ");
         out.push_bind_param::<Text, _>(entry.currency.code())?;
-        out.push_sql(" AND available - ");
+        out.push_sql(" AND available >= ");
+        out.push_bind_param::<BigInt, _>(&self.taken)?;
+        out.push_sql(" AND (available - ");
         out.push_bind_param::<BigInt, _>(&self.taken)?;
         out.push_sql(" >= ");
-        out.push_bind_param::<BigInt, _>(&self.floor)?;
+        out.push_bind_param::<BigInt, _>(&self.alert)?;
+        out.push_sql(" OR available < ");
+        out.push_bind_param::<BigInt, _>(&self.alert)?;
+        out.push_sql(")");
         if let Some(after) = self.after {
             out.push_sql(" AND EXISTS (SELECT 1 FROM ");
             out.push_sql(after);

@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, iccid, plan_id, problem_fields, TestApp};
+use crate::helpers::{assert_problem, iccid, metric_sample, plan_id, problem_fields, TestApp};
 use simrenew::auth::scopes::Scope;
 use simrenew::notifications::expiry;
 
@@ -416,4 +416,22 @@ async fn a_wallet_falling_below_its_alert_is_told_once_per_crossing(app: TestApp
     let low = told(&app, &shop.token, "wallet.low_balance").await;
     assert_eq!(low.len(), 2);
     assert_eq!(low[1]["data"]["balance"]["available"], 86_600);
+    // On PostgreSQL the two orders that crossed the alert took the general path (which
+    // tells it); the other four, above it or below it already, were one statement each.
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let path = |name: &str| {
+        metric_sample(
+            &text,
+            &format!(r#"simrenew_wallet_order_paths_total{{path="{name}"}}"#),
+        )
+    };
+    match app.store.backend() {
+        simrenew::db::Backend::Postgres => {
+            assert_eq!(
+                (path("one_statement"), path("general")),
+                (Some(4.0), Some(2.0))
+            )
+        }
+        simrenew::db::Backend::Sqlite => assert_eq!(path("general"), Some(6.0)),
+    }
 }
