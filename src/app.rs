@@ -353,7 +353,6 @@ pub fn start(
         .register(&metrics.registry)
         .map_err(std::io::Error::other)?;
     crate::catalog::version::spawn_watcher(state.db.clone(), state.catalog.version.clone());
-    crate::cards::cache::spawn_watcher(state.db.clone(), &state.cards);
     spawn_housekeeping(state.clone());
     spawn_deliveries(state.clone());
     spawn_provider_checks(state.clone());

@@ -36,8 +36,8 @@ pub struct DatabaseArgs {
           value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
     pub db_timeout_ms: u64,
 
-    /// Cards kept in memory for balance and card reads (PostgreSQL only; 0: none). A
-    /// change made through another instance reaches the answers within 1 s.
+    /// Cards kept in memory for balance and card reads, each for at most 1 s (0: none). A
+    /// change made through this instance is in its next answer; one made elsewhere within 1 s.
     #[arg(long, env = "SIMRENEW_CARD_CACHE_SIZE", default_value_t = DEFAULT_CARD_CACHE_SIZE,
           value_parser = clap::value_parser!(u64).range(0..=1_000_000), global = true)]
     pub card_cache_size: u64,

@@ -65,7 +65,7 @@ impl AppState {
             sms: Sms::new(settings.sms.clone())?,
             key: VerificationKey::new(settings.sms.verification_key.clone()),
         };
-        let cards = Arc::new(CardCache::new(db.backend(), settings.card_cache_size));
+        let cards = Arc::new(CardCache::new(settings.card_cache_size));
         Ok(Self {
             db,
             clock,

@@ -165,11 +165,12 @@ async fn load_partner_card_cached(
     }
     // Taken before the read: a change committing during it retires the copy.
     let counter = db.changes().of(&iccid);
+    let read_at = std::time::Instant::now();
     let loaded = db
         .run(move |conn| load_partner_card(conn, &partner_id, &iccid))
         .await
         .map(Arc::new)?;
-    cache.keep(counter, loaded.clone());
+    cache.keep(counter, read_at, loaded.clone());
     Ok(loaded)
 }
 
