@@ -59,7 +59,7 @@ async fn main() -> std::io::Result<()> {
     let db = Db::new(
         &url,
         &PoolOptions {
-            max_connections: simrenew::config::DEFAULT_DB_POOL_SIZE,
+            max_connections: simrenew::config::default_db_pool_size(),
             acquire_timeout: std::time::Duration::from_secs(3),
         },
     );
