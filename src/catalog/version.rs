@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use diesel::PgConnection;
+
 use super::store;
-use crate::db::listener::Listener;
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::error::ApiError;
 
 /// The longest a catalog change takes to reach every instance's answers.
@@ -97,27 +98,24 @@ impl CatalogVersion {
 /// PostgreSQL, and a read every [`SAFETY_READ_EVERY`] on both backends.
 pub fn spawn_watcher(db: Db, version: Arc<CatalogVersion>) {
     tokio::spawn(async move {
-        let mut listener = Listener::new(&db, CHANNEL);
+        let mut listener: Option<PgConnection> = None;
         let mut next_read = Instant::now();
         let mut next_listen_attempt = Instant::now();
         loop {
             let now = Instant::now();
-            if now >= next_listen_attempt {
-                if let Some(watching) = listener.take() {
-                    let (kept, heard) = watching.look_in_background(false).await;
-                    listener = kept.or_else(|| Listener::new(&db, CHANNEL));
-                    match heard {
-                        Ok(heard) => {
-                            let announced = heard.payloads.iter().filter_map(|p| p.parse().ok());
-                            if let Some(newest) = announced.max() {
-                                version.observe(newest);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "cannot listen for catalog changes; will retry");
-                            next_listen_attempt = now + SAFETY_READ_EVERY;
-                        }
-                    }
+            let can_listen = db.backend() == Backend::Postgres;
+            if can_listen && (listener.is_some() || now >= next_listen_attempt) {
+                let db = db.clone();
+                let (kept, heard) =
+                    tokio::task::spawn_blocking(move || listen_step(&db, listener.take()))
+                        .await
+                        .unwrap_or((None, None));
+                if kept.is_none() {
+                    next_listen_attempt = now + SAFETY_READ_EVERY;
+                }
+                listener = kept;
+                if let Some(heard) = heard {
+                    version.observe(heard);
                 }
             }
             if now >= next_read {
@@ -129,6 +127,44 @@ pub fn spawn_watcher(db: Db, version: Arc<CatalogVersion>) {
             tokio::time::sleep(NOTIFICATION_POLL).await;
         }
     });
+}
+
+/// One look at the listening connection (opened and `LISTEN`ing first if there is none):
+/// the newest version announced since the last look. The connection comes back unless it
+/// failed; on SQLite there is none.
+fn listen_step(db: &Db, listener: Option<PgConnection>) -> (Option<PgConnection>, Option<i64>) {
+    use diesel::RunQueryDsl;
+    let mut conn = match listener {
+        Some(conn) => conn,
+        None => match db.dedicated_postgres() {
+            Some(Ok(mut conn)) => {
+                let listening = diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn);
+                if let Err(e) = listening {
+                    tracing::debug!(error = %e, "cannot listen for catalog changes; will retry");
+                    return (None, None);
+                }
+                conn
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "cannot listen for catalog changes; will retry");
+                return (None, None);
+            }
+            None => return (None, None),
+        },
+    };
+    let mut newest = None;
+    for heard in conn.notifications_iter() {
+        match heard {
+            Ok(notification) => {
+                if let Ok(version) = notification.payload.parse::<i64>() {
+                    newest = newest.max(Some(version));
+                }
+            }
+            // The connection is gone: reopened at the next attempt.
+            Err(_) => return (None, newest),
+        }
+    }
+    (Some(conn), newest)
 }
 
 #[cfg(test)]

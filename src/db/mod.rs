@@ -4,7 +4,6 @@
 
 pub mod changes;
 pub mod fixed_sql;
-pub mod listener;
 mod migrations;
 pub mod schema;
 mod stored;
@@ -394,6 +393,11 @@ impl r2d2::HandleEvent for PoolEvents {
 /// commit): its facts are dropped, its keys' counters moved (a read more at worst).
 fn start_call(changes: &ChangeCounters) {
     business::take_uncommitted();
+    move_written(changes);
+}
+
+/// Moves the counters of the keys the call on this thread named.
+fn move_written(changes: &ChangeCounters) {
     for key in changes::take_written() {
         changes.changed(&key);
     }
@@ -407,9 +411,7 @@ fn settle_call<T, E>(metrics: &BusinessMetrics, changes: &ChangeCounters, result
     if result.is_ok() {
         metrics.count_all(facts);
     }
-    for key in changes::take_written() {
-        changes.changed(&key);
-    }
+    move_written(changes);
 }
 
 impl fmt::Debug for Db {

@@ -63,7 +63,8 @@ pub fn insert_numbered(conn: &mut DbConnection, row: &mut EventRow) -> QueryResu
             row.seq = seq;
             return Ok(());
         }
-        // The partner's first event: no counter yet.
+        // A partner without a counter (every partner gets one when made, and migration
+        // 000018 gave the older ones theirs): numbered the general way.
     }
     row.seq = next_seq(conn, &row.partner_id)?;
     insert(conn, row)

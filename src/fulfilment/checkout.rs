@@ -7,13 +7,13 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use chrono::{NaiveDateTime, TimeDelta};
 
-use crate::clock::Clock;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::BigInt;
 use diesel::{QueryResult, RunQueryDsl};
 
 use crate::activation::{store as activation_store, ActivationRow};
+use crate::clock::Clock;
 use crate::db::fixed_sql::fixed_pg_statement;
 use crate::db::{Backend, Db, DbConnection};
 use crate::domain::{time, MinorUnits, Money};
@@ -240,7 +240,7 @@ async fn place_in_one_statement(
             // A debit that would take the wallet below its alert amount has a low balance
             // to tell: it is declined to the general path, which tells it.
             let alert = planned.alert.unwrap_or(MinorUnits::ZERO);
-            let balance_after: i64 = WalletOrderStatement {
+            let _told: i64 = WalletOrderStatement {
                 order: order_store::insert_part(&planned.order),
                 activation: activation_store::insert_part(activation),
                 claim: idempotency::AnsweredClaim::new(&scope, &reply, "written"),
@@ -249,7 +249,7 @@ async fn place_in_one_statement(
                 deliveries: events::deliveries_part(&planned.recipients, &event),
             }
             .get_result(pg)?;
-            wallet::store::debited(&debit, MinorUnits::new(balance_after));
+            wallet::store::count_movement(&debit);
             order_store::count_status(&planned.order);
             Ok(reply)
         })
@@ -264,10 +264,10 @@ async fn place_in_one_statement(
 /// Everything a usual wallet order writes, as one PostgreSQL statement (atomic on its own):
 /// the order (`paid`, with its receipt number), its activation, the idempotency key with
 /// its answer, the debit with its ledger entry, the numbered `order.paid` event and its
-/// deliveries. The debit happens only if the key was new (`claim`) and the wallet keeps its
-/// floor, the event only if the money was taken (`entry`); otherwise the statement fails
-/// with [`WalletOrderStatement::DECLINED`] (raised by `simrenew_decline()`), which undoes
-/// all of it. Returns the balance left.
+/// deliveries. The debit happens only if the key was new (`claim`) and the debit does not
+/// cross the partner's low-balance alert, the event only if the money was taken (`entry`);
+/// otherwise the statement fails with [`WalletOrderStatement::DECLINED`] (raised by
+/// `simrenew_decline()`), which undoes all of it.
 struct WalletOrderStatement<'a> {
     order: Box<dyn QueryFragment<Pg> + 'a>,
     activation: Box<dyn QueryFragment<Pg> + 'a>,
@@ -302,8 +302,7 @@ impl QueryFragment<Pg> for WalletOrderStatement<'_> {
         out.push_sql(", ");
         self.deliveries.walk(&mut out)?;
         out.push_sql(
-            " SELECT CASE WHEN EXISTS (SELECT 1 FROM told) THEN (SELECT balance_after FROM entry) \
-             ELSE simrenew_decline() END",
+            " SELECT CASE WHEN EXISTS (SELECT 1 FROM told) THEN 1 ELSE simrenew_decline() END",
         );
         Ok(())
     }

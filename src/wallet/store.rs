@@ -112,7 +112,11 @@ pub fn debit_with_entry(
     if let DbConnection::Postgres(pg) = conn {
         let debit = DebitCtes::new(&entry, MinorUnits::ZERO, now, None)?;
         let left: Option<i64> = DebitStatement(debit).get_result(pg).optional()?;
-        return Ok(left.map(|left| debited(&entry, MinorUnits::new(left))));
+        return Ok(left.map(|left| {
+            entry.balance_after = MinorUnits::new(left);
+            count_movement(&entry);
+            entry
+        }));
     }
     let Some(balance_after) = take_if_available(conn, &entry.partner_id, money, now)? else {
         return Ok(None);
@@ -208,15 +212,6 @@ impl<'a> DebitCtes<'a> {
     }
 }
 
-/// `entry` as a statement of [`DebitCtes`] wrote it, given the `balance_after` it
-/// returned (and counted for the business metrics).
-pub fn debited(entry: &EntryRow, balance_after: MinorUnits) -> EntryRow {
-    let mut entry = entry.clone();
-    entry.balance_after = balance_after;
-    count_movement(&entry);
-    entry
-}
-
 /// A debit as a statement of its own: the balance left, or no row.
 struct DebitStatement<'a>(DebitCtes<'a>);
 
@@ -240,7 +235,7 @@ pub fn insert_entry(conn: &mut DbConnection, row: &EntryRow) -> QueryResult<()> 
 }
 
 /// Money moved through a wallet, for the business metrics (counted if it commits).
-fn count_movement(entry: &EntryRow) {
+pub fn count_movement(entry: &EntryRow) {
     on_commit(Fact::WalletMoved {
         currency: entry.currency.code(),
         kind: entry.kind.as_str(),
