@@ -8,41 +8,44 @@
 # The server keeps recent cards in memory (SIMRENEW_CARD_CACHE_SIZE, 20 000 by default),
 # which is what lets it pass a reference that reads the database every time.
 #
-# With SCALE_TO=1000000 it then measures the database path (a server keeping no cards in
+# With SCALE_TO=1000000 it then measures the database path (servers keeping no cards in
 # memory: 10 000 cards fit in memory and a million do not, which would compare the cache,
-# not the database) at CARDS cards, imports cards up to SCALE_TO through
-# `simrenew cards import` (one streamed file), prints the import rate, measures again over
-# all of them and prints p50/p99 at both sizes (goal: within 20 %).
-# Usage: bench/balance.sh   (CARDS=10000 SCALE_TO= DURATION=10s CONNECTIONS=32 PG=postgres://postgres@127.0.0.1:5432)
+# not the database): it imports SCALE_TO cards into a second database through
+# `simrenew cards import` (one streamed file), prints the import rate, then measures one
+# server on each database in alternating rounds (SCALE_ROUNDS, 3 by default, so that a
+# burst of noise on this shared machine falls on both sizes) and prints the median p50 and
+# p99 at both sizes (goal: within 20 %).
+# Usage: bench/balance.sh   (CARDS=10000 SCALE_TO= SCALE_ROUNDS=3 DURATION=10s CONNECTIONS=32
+#                            PG=postgres://postgres@127.0.0.1:5432)
 source "$(dirname "$0")/lib.sh"
 
 CARDS="${CARDS:-10000}"
 SCALE_TO="${SCALE_TO:-}"
 PG="${PG:-postgres://postgres@127.0.0.1:5432}"
+SCALE_ROUNDS="${SCALE_ROUNDS:-3}"
 DB_NAME="simrenew_bench_balance"
+SCALE_DB_NAME="simrenew_bench_balance_scale"
+SCALE_PORT="${SCALE_PORT:-18182}"
 need_wrk
 build_release
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DB_NAME"
-export DATABASE_URL="$PG/$DB_NAME"
-"$BIN" plans import "$ROOT/src/catalog/demo_plans.json" >/dev/null 2>&1
-PARTNER_JSON="$("$BIN" partner create --name "bench owner" --scopes "cards:read" --json 2>/dev/null)"
-PARTNER_ID="$(echo "$PARTNER_JSON" | json_field partner_id)"
 
-# make_cards FROM TO: writes cards FROM..TO-1 as one CSV file ($WORK/cards-FROM.csv; the
-# import streams it) and appends their ICCIDs to $WORK/iccids.txt.
-make_cards() {
-  python3 "$ROOT/bench/cards_csv.py" --out "$WORK/cards-$1.csv" --prefix 8986099 \
-    --first "$1" --count "$(( $2 - $1 ))" --mixed --ids "$WORK/iccids.txt"
+# new_database NAME: an empty simrenew database NAME with the demo plans and a partner
+# owning its cards; DATABASE_URL is set to it and PARTNER_JSON to the partner.
+new_database() {
+  psql "$PG/postgres" -qc "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" \
+    -c "CREATE DATABASE $1"
+  export DATABASE_URL="$PG/$1"
+  "$BIN" plans import "$ROOT/src/catalog/demo_plans.json" >/dev/null 2>&1
+  PARTNER_JSON="$("$BIN" partner create --name "bench owner" --scopes "cards:read" --json 2>/dev/null)"
 }
 
-# import_cards: imports every $WORK/cards-*.csv through the CLI, then gives each new card
-# a current term and half of them a queued one, as a live system would have.
+# import_cards COUNT: imports cards 0..COUNT-1 into $DATABASE_URL for the partner of
+# $PARTNER_JSON through the CLI (one CSV file, which the import streams), then gives each
+# card a current term and half of them a queued one, as a live system would have.
 import_cards() {
-  local file
-  for file in "$WORK"/cards-*.csv; do
-    "$BIN" cards import "$file" --partner "$PARTNER_ID" >/dev/null 2>&1
-    rm "$file"
-  done
+  python3 "$ROOT/bench/cards_csv.py" --out "$WORK/cards.csv" --prefix 8986099 --count "$1" --mixed
+  "$BIN" cards import "$WORK/cards.csv" --partner "$(echo "$PARTNER_JSON" | json_field partner_id)" >/dev/null 2>&1
+  rm "$WORK/cards.csv"
   psql "$DATABASE_URL" -q <<'SQL'
 INSERT INTO terms (id, iccid, plan_id, order_id, valid_from, valid_until, data_total_bytes,
                    voice_total_minutes, sms_total, data_used_bytes, voice_used_minutes, sms_used, created_at)
@@ -60,15 +63,19 @@ ANALYZE;
 SQL
 }
 
-# request_script: a wrk script asking for a random card of the $WORK/iccids.txt made so
-# far (cards_csv.py's numbering: the prefix, n on 12 digits, a Luhn check digit), each
+# token_of BASE_URL: an access token for the partner of $PARTNER_JSON from BASE_URL.
+token_of() {
+  curl -fs -u "$(echo "$PARTNER_JSON" | json_field client_id):$(echo "$PARTNER_JSON" | json_field client_secret)" \
+    -d grant_type=client_credentials "$1/v1/oauth/token" | json_field access_token
+}
+
+# request_script FILE COUNT TOKEN: a wrk script asking for a random card of the first
+# COUNT (cards_csv.py's numbering: the prefix, n on 12 digits, a Luhn check digit), each
 # ICCID computed from its n. A table of a million Lua strings would make wrk's own
 # garbage collection pause its requests (measured against a constant JSON server: p99
 # 1.4-3.9 ms with 10 000 strings, 91-120 ms with a million), counted as the server's.
 request_script() {
-  local count
-  count="$(wc -l < "$WORK/iccids.txt")"
-  cat > "$WORK/random_balance.lua" <<LUA
+  cat > "$1" <<LUA
 local function luhn(body)
   for check = 0, 9 do
     local candidate, total = body .. check, 0
@@ -81,20 +88,18 @@ local function luhn(body)
   end
 end
 math.randomseed(os.time())
-wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.headers["Authorization"] = "Bearer $3"
 request = function()
-  local iccid = luhn(string.format("8986099%012d", math.random($count) - 1))
+  local iccid = luhn(string.format("8986099%012d", math.random($2) - 1))
   return wrk.format("GET", "/v1/cards/" .. iccid .. "/balance")
 end
 LUA
 }
 
-make_cards 0 "$CARDS"
-import_cards
+new_database "$DB_NAME"
+import_cards "$CARDS"
 start_server
-TOKEN="$(curl -fs -u "$(echo "$PARTNER_JSON" | json_field client_id):$(echo "$PARTNER_JSON" | json_field client_secret)" \
-  -d grant_type=client_credentials "$BASE/v1/oauth/token" | json_field access_token)"
-request_script
+request_script "$WORK/random_balance.lua" "$CARDS" "$(token_of "$BASE")"
 start_reference "$CEILING_PK" "127.0.0.1:$REFERENCE_PORT"
 
 echo "simrenew balance benchmark: $CARDS cards on PostgreSQL, wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $(nproc) cores"
@@ -107,44 +112,54 @@ ratio_line "balance / one-row SELECT" GET__v1_cards__iccid__balance reference__o
 if [ -n "$SCALE_TO" ]; then
   stop_reference
   stop_server
-  SIMRENEW_CARD_CACHE_SIZE=0 start_server
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/random_balance.lua" "$BASE" >/dev/null
-  measure_script "GET …/balance at $CARDS cards" "$BASE" "$WORK/random_balance.lua"
-  make_cards "$CARDS" "$SCALE_TO"
+  SMALL_URL="$DATABASE_URL"
+  new_database "$SCALE_DB_NAME"
   started=$(date +%s.%N)
-  import_cards
-  python3 -c "import sys; n=$SCALE_TO-$CARDS; s=float('$(date +%s.%N)')-$started; print(f'imported {n} cards through simrenew cards import (and their terms) in {s:.0f} s: {n/s:.0f} cards/s')"
+  import_cards "$SCALE_TO"
+  python3 -c "import sys; n=$SCALE_TO; s=float('$(date +%s.%N)')-$started; print(f'imported {n} cards through simrenew cards import (and their terms) in {s:.0f} s: {n/s:.0f} cards/s')"
   # The load's own aftermath (dirty pages, autovacuum) is not what is being measured.
-  psql "$DATABASE_URL" -qc "VACUUM ANALYZE" -c "CHECKPOINT"
-  request_script
+  for url in "$SMALL_URL" "$DATABASE_URL"; do psql "$url" -qc "VACUUM ANALYZE" -c "CHECKPOINT"; done
+  psql "$DATABASE_URL" -Atc "SELECT 'at ' || count(*) || ' cards the card and term tables take '
+      || pg_size_pretty(pg_total_relation_size('cards') + pg_total_relation_size('terms'))
+      || ' against shared_buffers of ' || current_setting('shared_buffers') FROM cards"
+  SCALE_BASE="http://127.0.0.1:$SCALE_PORT"
+  SIMRENEW_CARD_CACHE_SIZE=0 start_server "$SCALE_PORT"
+  request_script "$WORK/random_balance_scale.lua" "$SCALE_TO" "$(token_of "$SCALE_BASE")"
+  DATABASE_URL="$SMALL_URL" SIMRENEW_CARD_CACHE_SIZE=0 start_server
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/random_balance.lua" "$BASE" >/dev/null
-  measure_script "GET …/balance at $SCALE_TO cards" "$BASE" "$WORK/random_balance.lua"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/random_balance_scale.lua" "$SCALE_BASE" >/dev/null
+  for round in $(seq 1 "$SCALE_ROUNDS"); do
+    measure_script "balance at $CARDS cards  r$round" "$BASE" "$WORK/random_balance.lua"
+    measure_script "balance at $SCALE_TO cards  r$round" "$SCALE_BASE" "$WORK/random_balance_scale.lua"
+  done
   python3 - "$WORK" "$CARDS" "$SCALE_TO" <<'PY'
-import sys, pathlib, re
+import pathlib, re, statistics, sys
 w, small, big = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-def pcts(key):
-    text = (w / f"{key}.wrk").read_text()
-    def ms(label):
-        v = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-        n, unit = float(v.group(1)), v.group(2)
-        return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
-    return ms("50%"), ms("99%")
-a = pcts(next(w.glob(f"GET_*balance_at_{small}_cards.wrk")).stem)
-b = pcts(next(w.glob(f"GET_*balance_at_{big}_cards.wrk")).stem)
+def ms(text, label):
+    v = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    n, unit = float(v.group(1)), v.group(2)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+def medians(cards):
+    texts = [f.read_text() for f in sorted(w.glob(f"balance_at_{cards}_cards__r*.wrk"))]
+    return statistics.median(ms(t, "50%") for t in texts), statistics.median(ms(t, "99%") for t in texts)
+a, b = medians(small), medians(big)
 flat = all(y <= x * 1.2 for x, y in zip(a, b))
-print(f"from the database: p50 {a[0]:.2f} ms -> {b[0]:.2f} ms, p99 {a[1]:.2f} ms -> {b[1]:.2f} ms from {small} to {big} cards "
+print(f"from the database, median of {len(list(w.glob(f'balance_at_{small}_cards__r*.wrk')))} rounds: "
+      f"p50 {a[0]:.2f} ms -> {b[0]:.2f} ms ({b[0] / a[0] - 1:+.0%}), "
+      f"p99 {a[1]:.2f} ms -> {b[1]:.2f} ms ({b[1] / a[1] - 1:+.0%}) from {small} to {big} cards "
       f"(goal: within 20 %: {'met' if flat else 'NOT met'})")
 PY
 fi
 
-SAMPLE="$(sed -n '4242p' "$WORK/iccids.txt")"
+SAMPLE="$(cd "$ROOT/bench" && python3 -c "from cards_csv import luhn; print(luhn('8986099%012d' % 4242))")"
 echo
 echo "the query plan of one request's one query (ICCID $SAMPLE, the card with its terms and plan codes):"
 psql "$DATABASE_URL" <<SQL
 EXPLAIN ANALYZE
 SELECT c.*, t.*, p.code
 FROM cards c LEFT JOIN (terms t INNER JOIN plans p ON p.id = t.plan_id) ON t.iccid = c.iccid
-WHERE c.iccid = '$SAMPLE' AND c.partner_id = '$PARTNER_ID'
+WHERE c.iccid = '$SAMPLE' AND c.partner_id = '$(echo "$PARTNER_JSON" | json_field partner_id)'
 ORDER BY t.valid_from;
 SQL
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" \
+  -c "DROP DATABASE IF EXISTS $SCALE_DB_NAME WITH (FORCE)"

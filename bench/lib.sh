@@ -12,10 +12,12 @@ THREADS="${THREADS:-2}"
 PORT="${PORT:-18181}"
 BASE="http://127.0.0.1:$PORT"
 WORK="$(mktemp -d)"
+# SERVER_PID: the server started last; SERVER_PIDS: every server running.
 SERVER_PID=""
+SERVER_PIDS=()
 
 cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  stop_server
   if [ -n "${REFERENCE_PID:-}" ]; then kill "$REFERENCE_PID" 2>/dev/null || true; wait "$REFERENCE_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
@@ -77,23 +79,31 @@ ROUNDS="${ROUNDS:-2}"
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
 
-# start_server: serves $DATABASE_URL on $PORT and waits until ready.
+# start_server [PORT]: serves $DATABASE_URL on PORT ($PORT by default) and waits until
+# ready.
 start_server() {
+  local port="${1:-$PORT}"
   # The benchmarks measure the service's ceiling, not a partner's request quota (20/s by
   # default, which would turn nearly every request into a 429).
   SIMRENEW_LOG=warn SIMRENEW_RATE_LIMIT_PER_S="${SIMRENEW_RATE_LIMIT_PER_S:-100000}" \
     SIMRENEW_RATE_LIMIT_BURST="${SIMRENEW_RATE_LIMIT_BURST:-100000}" \
-    "$BIN" serve --bind "127.0.0.1:$PORT" > "$WORK/server.log" 2>&1 &
+    "$BIN" serve --bind "127.0.0.1:$port" > "$WORK/server-$port.log" 2>&1 &
   SERVER_PID=$!
+  SERVER_PIDS+=("$SERVER_PID")
   for _ in $(seq 1 100); do
-    curl -fs "$BASE/readyz" >/dev/null 2>&1 && return 0
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  cat "$WORK/server.log"; echo "server did not start" >&2; exit 1
+  cat "$WORK/server-$port.log"; echo "server did not start" >&2; exit 1
 }
 
+# stop_server: stops every server start_server started.
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=()
   SERVER_PID=""
 }
 
