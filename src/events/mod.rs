@@ -163,12 +163,12 @@ pub fn append_to(
 ) -> Result<(), ApiError> {
     let mut row = unnumbered(recipients, event_type, data, now)?;
     store::insert_numbered(conn, &mut row)?;
-    deliver(conn, recipients, &row)
+    delivery::fan_out(conn, &recipients.endpoints, &row)
 }
 
 /// The event [`append_to`] writes, before it is numbered (`seq` 0): for a statement that
-/// numbers and writes it with other changes (`store::NumberedEventCtes`), after which
-/// [`deliver`] queues its deliveries.
+/// numbers and writes it with other changes (`store::NumberedEventCtes`) and its
+/// deliveries ([`deliveries_part`]).
 pub fn unnumbered(
     recipients: &Recipients,
     event_type: EventType,
@@ -192,15 +192,6 @@ pub fn deliveries_part<'a>(
     row: &'a model::EventRow,
 ) -> delivery::DeliveriesCte<'a> {
     delivery::DeliveriesCte::new(&recipients.endpoints, row)
-}
-
-/// Queues a written event's deliveries to `recipients`' endpoints.
-pub fn deliver(
-    conn: &mut DbConnection,
-    recipients: &Recipients,
-    row: &model::EventRow,
-) -> Result<(), ApiError> {
-    delivery::fan_out(conn, &recipients.endpoints, row)
 }
 
 /// Removes events older than `RETENTION`; how many went.

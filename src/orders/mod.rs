@@ -347,24 +347,10 @@ pub fn insert_pending(
     Ok(row)
 }
 
-/// A wallet order: written once, already `paid` with its receipt number — the row
-/// [`transition`] would make of the pending order, without writing the order twice.
-/// The caller takes the money in the same transaction and tells `order.paid`
-/// ([`tell`]) once it has.
-pub fn insert_paid(
-    conn: &mut DbConnection,
-    partner_id: &str,
-    request: &OrderRequest,
-    priced: &Priced,
-    now: NaiveDateTime,
-) -> Result<OrderRow, ApiError> {
-    let paid = paid_row(conn, partner_id, request, priced, now)?;
-    store::insert(conn, &paid)?;
-    Ok(paid)
-}
-
-/// The row [`insert_paid`] writes, with its receipt number, not yet written (for a
-/// statement that writes it with the payment: see `fulfilment::checkout`).
+/// A wallet order's row, already `paid` with its receipt number — the row [`transition`]
+/// would make of the pending order, so the order is written once — not yet written. The
+/// caller writes it and takes the money in one transaction (or one statement: see
+/// `fulfilment::checkout`), and tells `order.paid` ([`tell`]) once it has.
 pub fn paid_row(
     conn: &mut DbConnection,
     partner_id: &str,

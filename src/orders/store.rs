@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::QueryFragment;
+use diesel::sql_types::{BigInt, Nullable};
 
 use super::model::{OrderFilter, OrderRow, PaymentStatus};
 use super::state::OrderStatus;
@@ -291,6 +292,19 @@ diesel::define_sql_function! {
     fn nextval(sequence: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
 }
 
+/// The row [`card_and_offer`] reads: the card, the partner's verification setting, the
+/// plan, its price, the partner's alert amount, whether it has an enabled webhook
+/// endpoint, and the receipt number taken with it (if asked for).
+type Found = (
+    CardRow,
+    bool,
+    Option<PlanRow>,
+    Option<MinorUnits>,
+    Option<MinorUnits>,
+    bool,
+    Option<i64>,
+);
+
 /// A partner's card with what ordering `plan_id` in `currency` for it needs: the
 /// partner's verification setting and low-balance alert, the plan (if it exists) and its
 /// price (if it has one), in one query.
@@ -302,9 +316,9 @@ pub fn card_and_offer(
     currency: Currency,
     take_receipt_number: bool,
 ) -> QueryResult<Option<CardOffer>> {
-    // The one query, selected with or without the next receipt number.
+    // The one query and its row, the last column the next receipt number or NULL.
     macro_rules! offer {
-        ($($receipt:expr)?) => {
+        ($receipt:expr) => {
             cards::table
                 .inner_join(partners::table.on(partners::id.eq(cards::partner_id)))
                 .left_join(plans::table.on(plans::id.eq(plan_id.to_owned())))
@@ -331,43 +345,28 @@ pub fn card_and_offer(
                             .filter(webhook_endpoints::partner_id.eq(cards::partner_id))
                             .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled)),
                     ),
-                    $($receipt,)?
+                    $receipt,
                 ))
+                .first::<Found>(conn)
+                .optional()?
         };
     }
-    type Found = (
-        CardRow,
-        bool,
-        Option<PlanRow>,
-        Option<MinorUnits>,
-        Option<MinorUnits>,
-        bool,
-    );
     // On PostgreSQL the number comes with the read: one round trip less.
-    let with_number = take_receipt_number && matches!(conn, DbConnection::Postgres(_));
-    let (found, receipt_number): (Option<Found>, Option<i64>) = if with_number {
-        let found = offer!(nextval("receipt_numbers"))
-            .first::<(
-                CardRow,
-                bool,
-                Option<PlanRow>,
-                Option<MinorUnits>,
-                Option<MinorUnits>,
-                bool,
-                i64,
-            )>(conn)
-            .optional()?;
-        match found {
-            Some((card, verify, plan, price, alert, endpoints, n)) => {
-                (Some((card, verify, plan, price, alert, endpoints)), Some(n))
-            }
-            None => (None, None),
-        }
+    let found = if take_receipt_number && matches!(conn, DbConnection::Postgres(_)) {
+        offer!(nextval("receipt_numbers").nullable())
     } else {
-        (offer!().first::<Found>(conn).optional()?, None)
+        offer!(None::<i64>.into_sql::<Nullable<BigInt>>())
     };
     Ok(found.map(
-        |(card, verify_subscriber, plan, price, wallet_alert, has_webhook_endpoints)| CardOffer {
+        |(
+            card,
+            verify_subscriber,
+            plan,
+            price,
+            wallet_alert,
+            has_webhook_endpoints,
+            receipt_number,
+        )| CardOffer {
             card,
             verify_subscriber,
             plan,
@@ -379,6 +378,7 @@ pub fn card_and_offer(
     ))
 }
 
+/// What [`card_and_offer`] found.
 pub struct CardOffer {
     pub card: CardRow,
     pub verify_subscriber: bool,
