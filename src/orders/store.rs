@@ -292,19 +292,6 @@ diesel::define_sql_function! {
     fn nextval(sequence: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
 }
 
-/// The row [`card_and_offer`] reads: the card, the partner's verification setting, the
-/// plan, its price, the partner's alert amount, whether it has an enabled webhook
-/// endpoint, and the receipt number taken with it (if asked for).
-type Found = (
-    CardRow,
-    bool,
-    Option<PlanRow>,
-    Option<MinorUnits>,
-    Option<MinorUnits>,
-    bool,
-    Option<i64>,
-);
-
 /// A partner's card with what ordering `plan_id` in `currency` for it needs: the
 /// partner's verification setting and low-balance alert, the plan (if it exists) and its
 /// price (if it has one), in one query.
@@ -347,38 +334,22 @@ pub fn card_and_offer(
                     ),
                     $receipt,
                 ))
-                .first::<Found>(conn)
+                .first::<CardOffer>(conn)
                 .optional()?
         };
     }
     // On PostgreSQL the number comes with the read: one round trip less.
-    let found = if take_receipt_number && matches!(conn, DbConnection::Postgres(_)) {
-        offer!(nextval("receipt_numbers").nullable())
-    } else {
-        offer!(None::<i64>.into_sql::<Nullable<BigInt>>())
-    };
-    Ok(found.map(
-        |(
-            card,
-            verify_subscriber,
-            plan,
-            price,
-            wallet_alert,
-            has_webhook_endpoints,
-            receipt_number,
-        )| CardOffer {
-            card,
-            verify_subscriber,
-            plan,
-            price,
-            wallet_alert,
-            has_webhook_endpoints,
-            receipt_number,
+    Ok(
+        if take_receipt_number && matches!(conn, DbConnection::Postgres(_)) {
+            offer!(nextval("receipt_numbers").nullable())
+        } else {
+            offer!(None::<i64>.into_sql::<Nullable<BigInt>>())
         },
-    ))
+    )
 }
 
-/// What [`card_and_offer`] found.
+/// What [`card_and_offer`] found: its row, field by field in the order it is selected.
+#[derive(Queryable)]
 pub struct CardOffer {
     pub card: CardRow,
     pub verify_subscriber: bool,
